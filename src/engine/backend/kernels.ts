@@ -1,0 +1,348 @@
+/**
+ * The kernel contract shared by the two backends.
+ *
+ * `native` (the C++ addon, `native/*.cc`) and `reference` (pure TypeScript, `backend/reference/*.ts`)
+ * implement exactly this interface with identical argument order, so a kernel call site does not know which
+ * backend runs it and tests run the same call on both.
+ *
+ * Conventions:
+ * - Arrays are typed arrays whose element 0 is the first element the kernel reads or writes (the caller
+ *   passes `storage.subarray(offset)`); unless a stride list is given, data is contiguous row-major.
+ * - bf16 and f16 values travel as raw bits in a `Uint16Array`.
+ * - Sizes are element counts; strides are element strides (0 = broadcast along that axis).
+ * - "accumulates" means the kernel adds into the output (`+=`) instead of overwriting it.
+ * - Kernels never allocate tensors; the caller provides every output.
+ */
+
+/** Raw bits of bf16 or f16 values. */
+export type U16 = Uint16Array;
+/** Any storage array a tensor can own. */
+export type AnyArray = Float32Array | Uint16Array | Int32Array | Uint8Array | BigInt64Array;
+
+/** Element-wise binary operations: `out = a OP b`. */
+export enum BinaryOp {
+  Add = 0,
+  Sub = 1,
+  Mul = 2,
+  Div = 3,
+}
+
+/** Element-wise unary operations: `out = f(x)`. */
+export enum UnaryOp {
+  Exp = 0,
+  Log = 1,
+  Silu = 2,
+  /** GELU, tanh approximation: 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))) — GPT-2's `gelu_new`. */
+  GeluTanh = 3,
+  /** GELU, exact: 0.5·x·(1 + erf(x/√2)) — BERT's `gelu`. */
+  GeluErf = 4,
+  Tanh = 5,
+  Relu = 6,
+  Sigmoid = 7,
+  Sqrt = 8,
+  Square = 9,
+  Neg = 10,
+}
+
+/** Which operand dtype a GEMM reads: both f32, or both bf16 (fp32 accumulation in both cases). */
+export enum GemmDType {
+  F32 = 0,
+  BF16 = 1,
+}
+
+export interface Kernels {
+  readonly name: 'native' | 'reference';
+  /** Threads used by every kernel (GEMM libraries and the element-wise thread pool). */
+  setNumThreads(n: number): void;
+  getNumThreads(): number;
+
+  // ---------------------------------------------------------------- data movement
+  /**
+   * `dst[dstStrides·idx] = src[srcStrides·idx]` for every index `idx` of `shape` (rank ≤ 8). `src` and `dst` are
+   * typed arrays of the same element size (any dtype); strides are ≥ 0.
+   */
+  copyStrided(src: AnyArray, srcStrides: number[], dst: AnyArray, dstStrides: number[], shape: number[]): void;
+  /** f32 → bf16 bits, round to nearest even; NaN stays NaN. */
+  castF32ToBF16(src: Float32Array, dst: U16, n: number): void;
+  /** bf16 bits → f32 (exact). */
+  castBF16ToF32(src: U16, dst: Float32Array, n: number): void;
+  /** IEEE half bits → f32 (exact, including subnormals, inf and NaN). */
+  castF16ToF32(src: U16, dst: Float32Array, n: number): void;
+  /** `dst[i] = value` for i < n. */
+  fill(dst: Float32Array, n: number, value: number): void;
+  /** `out[i] = alpha·x[i] + beta` for i < n (`out` may be `x`). */
+  affine(x: Float32Array, out: Float32Array, n: number, alpha: number, beta: number): void;
+  /** `y[i] += alpha·x[i]` for i < n (gradient accumulation). */
+  axpy(x: Float32Array, y: Float32Array, n: number, alpha: number): void;
+
+  // ---------------------------------------------------------------- GEMM
+  /**
+   * Batched row-major GEMM with fp32 accumulation: for each b < batch,
+   * `C_b = alpha · op(A_b) · op(B_b) + beta · C_b` where op(X) is X or Xᵀ.
+   * A_b starts at `a[b·strideA]` and is stored [M,K] (or [K,M] when transA); B_b starts at `b[b·strideB]` and is
+   * stored [K,N] (or [N,K] when transB); C_b starts at `c[b·strideC]`, stored [M,N]. A stride of 0 reuses the
+   * same matrix for every batch entry. `dtype` says whether `a` and `b` are f32 or bf16 bits; C is always f32.
+   */
+  gemm(
+    dtype: GemmDType,
+    a: Float32Array | U16,
+    b: Float32Array | U16,
+    c: Float32Array,
+    batch: number,
+    M: number,
+    N: number,
+    K: number,
+    transA: boolean,
+    transB: boolean,
+    strideA: number,
+    strideB: number,
+    strideC: number,
+    alpha: number,
+    beta: number,
+  ): void;
+
+  // ---------------------------------------------------------------- element-wise
+  /**
+   * `out[idx] = a[aStrides·idx] OP b[bStrides·idx]` for every index of `shape` (rank ≤ 8); `out` is contiguous.
+   * Broadcasting is expressed by zero strides.
+   */
+  binary(op: BinaryOp, a: Float32Array, aStrides: number[], b: Float32Array, bStrides: number[], out: Float32Array, shape: number[]): void;
+  /** `out[i] = f(x[i])` for i < n (`out` may be `x`). */
+  unary(op: UnaryOp, x: Float32Array, out: Float32Array, n: number): void;
+  /** `gx[i] = gy[i] · f'(x[i])` for i < n; `y = f(x)` is given too (exp, tanh, sigmoid, sqrt use it). */
+  unaryBackward(op: UnaryOp, x: Float32Array, y: Float32Array, gy: Float32Array, gx: Float32Array, n: number): void;
+  /** SwiGLU: `out[i] = silu(g[i]) · u[i]`. */
+  swiglu(g: Float32Array, u: Float32Array, out: Float32Array, n: number): void;
+  /** Backward of {@link swiglu}: writes `gg` and `gu`. */
+  swigluBackward(g: Float32Array, u: Float32Array, gy: Float32Array, gg: Float32Array, gu: Float32Array, n: number): void;
+  /**
+   * `out[idx] = mask[maskStrides·idx] ≠ 0 ? a[aStrides·idx] : b[bStrides·idx]` over `shape`; `out` contiguous.
+   */
+  where(
+    mask: Uint8Array,
+    maskStrides: number[],
+    a: Float32Array,
+    aStrides: number[],
+    b: Float32Array,
+    bStrides: number[],
+    out: Float32Array,
+    shape: number[],
+  ): void;
+  /**
+   * Inverted dropout with a counter-based RNG: element i is kept when `uniform(seed, i) ≥ p`, where
+   * `uniform` is {@link hashUniform}; kept elements are scaled by 1/(1−p). Writes `out` and the keep `mask` (0/1).
+   */
+  dropout(x: Float32Array, out: Float32Array, mask: Uint8Array, n: number, p: number, seed: number): void;
+
+  // ---------------------------------------------------------------- reductions
+  /** `out[o·inner + i] = Σ_r x[(o·red + r)·inner + i]` for o < outer, i < inner (overwrites `out`). */
+  sum(x: Float32Array, out: Float32Array, outer: number, red: number, inner: number): void;
+  /** Σ x[i]² over i < n, accumulated in double precision (global gradient norms). */
+  sumSquares(x: Float32Array, n: number): number;
+
+  // ---------------------------------------------------------------- softmax
+  /** Row-wise softmax (or log-softmax when `log`) over the last axis of a [rows, cols] matrix. */
+  softmax(x: Float32Array, out: Float32Array, rows: number, cols: number, log: boolean): void;
+  /** Backward of {@link softmax} given its output `y`: writes `gx`. */
+  softmaxBackward(y: Float32Array, gy: Float32Array, gx: Float32Array, rows: number, cols: number, log: boolean): void;
+
+  // ---------------------------------------------------------------- normalisation
+  /**
+   * RMSNorm over rows of [rows, cols]: `rstd = 1/√(mean(x²) + eps)`, `out = x · rstd · w` (w may be null = 1).
+   * Writes `rstd` [rows] for the backward pass.
+   */
+  rmsNorm(x: Float32Array, w: Float32Array | null, out: Float32Array, rstd: Float32Array, rows: number, cols: number, eps: number): void;
+  /** Backward of {@link rmsNorm}: writes `gx`; accumulates `gw` when it is not null. */
+  rmsNormBackward(
+    x: Float32Array,
+    w: Float32Array | null,
+    rstd: Float32Array,
+    gy: Float32Array,
+    gx: Float32Array,
+    gw: Float32Array | null,
+    rows: number,
+    cols: number,
+  ): void;
+  /** LayerNorm over rows: `out = (x − mean)·rstd·w + b` (w, b may be null). Writes `mean`, `rstd` [rows]. */
+  layerNorm(
+    x: Float32Array,
+    w: Float32Array | null,
+    b: Float32Array | null,
+    out: Float32Array,
+    mean: Float32Array,
+    rstd: Float32Array,
+    rows: number,
+    cols: number,
+    eps: number,
+  ): void;
+  /** Backward of {@link layerNorm}: writes `gx`; accumulates `gw`, `gb` when not null. */
+  layerNormBackward(
+    x: Float32Array,
+    w: Float32Array | null,
+    mean: Float32Array,
+    rstd: Float32Array,
+    gy: Float32Array,
+    gx: Float32Array,
+    gw: Float32Array | null,
+    gb: Float32Array | null,
+    rows: number,
+    cols: number,
+  ): void;
+
+  // ---------------------------------------------------------------- rotary embeddings
+  /**
+   * Rotary position embedding of x [batch, seq, heads, dim] into `out` (may be `x`). `cos`, `sin` hold
+   * [cosBatch, seq, dim/2] angles' cosines and sines; batch b reads table `b·cosBatchStride` (0 = shared).
+   * `interleaved`: pairs are (2i, 2i+1) — llama2.c / Meta layout; otherwise (i, i + dim/2) — HF "rotate_half".
+   * Pair i uses column i of the tables. `inverse` rotates by −θ (this is the backward pass).
+   */
+  rope(
+    x: Float32Array,
+    out: Float32Array,
+    cos: Float32Array,
+    sin: Float32Array,
+    batch: number,
+    seq: number,
+    heads: number,
+    dim: number,
+    cosBatchStride: number,
+    interleaved: boolean,
+    inverse: boolean,
+  ): void;
+
+  // ---------------------------------------------------------------- attention
+  /**
+   * Fused scaled-dot-product attention with grouped-query heads, computed block-wise with an online softmax
+   * (no [T, S] score matrix per head is materialised).
+   * - q [B, T, H, D] contiguous; k, v [B, sCap, KVH, D] of which the first S positions are used (sCap ≥ S lets
+   *   a KV cache be passed directly); query head h reads kv head ⌊h / (H / KVH)⌋.
+   * - `causal`: query t (absolute position S − T + t) sees keys j ≤ S − T + t.
+   * - `keyMask` [B, S] (nullable): keys with mask 0 are not attended (padding). A query that sees no key
+   *   outputs zeros.
+   * - Writes out [B, T, H, D] and the row log-sum-exp `lse` [B, H, T] (of the scaled scores) for the backward.
+   */
+  attention(
+    q: Float32Array,
+    k: Float32Array,
+    v: Float32Array,
+    out: Float32Array,
+    lse: Float32Array,
+    keyMask: Uint8Array | null,
+    B: number,
+    T: number,
+    S: number,
+    sCap: number,
+    H: number,
+    KVH: number,
+    D: number,
+    scale: number,
+    causal: boolean,
+  ): void;
+  /**
+   * Backward of {@link attention} (recomputes probabilities from `lse`): writes gq [B,T,H,D] and gk, gv
+   * [B, S, KVH, D] (dense, sCap = S for the gradients).
+   */
+  attentionBackward(
+    q: Float32Array,
+    k: Float32Array,
+    v: Float32Array,
+    out: Float32Array,
+    lse: Float32Array,
+    keyMask: Uint8Array | null,
+    gout: Float32Array,
+    gq: Float32Array,
+    gk: Float32Array,
+    gv: Float32Array,
+    B: number,
+    T: number,
+    S: number,
+    sCap: number,
+    H: number,
+    KVH: number,
+    D: number,
+    scale: number,
+    causal: boolean,
+  ): void;
+
+  // ---------------------------------------------------------------- embedding
+  /**
+   * `out[i, :] = table[ids[i], :]` for i < n; `table` [vocab, dim] is f32 or bf16 bits (`bf16` flag), out f32.
+   * Throws when an id is outside [0, vocab).
+   */
+  embedding(table: Float32Array | U16, bf16: boolean, ids: Int32Array, out: Float32Array, n: number, dim: number, vocab: number): void;
+  /** Scatter-add backward: `gTable[ids[i], :] += gy[i, :]`. */
+  embeddingBackward(ids: Int32Array, gy: Float32Array, gTable: Float32Array, n: number, dim: number): void;
+
+  // ---------------------------------------------------------------- loss
+  /**
+   * Cross-entropy fused with log-softmax over logits [N, V]: `losses[i] = lse_i − logits[i, t_i]` and `lse[i]`;
+   * rows whose target equals `ignoreIndex` get loss 0. Returns the number of rows not ignored.
+   * Throws when a target is outside [0, V) and not `ignoreIndex`.
+   */
+  crossEntropy(logits: Float32Array, targets: Int32Array, losses: Float32Array, lse: Float32Array, N: number, V: number, ignoreIndex: number): number;
+  /**
+   * Backward of {@link crossEntropy}: `gl[i, :] = gy[i] · (softmax(logits_i) − onehot(t_i))`, zero rows for ignored
+   * targets; `gy` [N] is the upstream gradient per row.
+   */
+  crossEntropyBackward(
+    logits: Float32Array,
+    targets: Int32Array,
+    lse: Float32Array,
+    gy: Float32Array,
+    gl: Float32Array,
+    N: number,
+    V: number,
+    ignoreIndex: number,
+  ): void;
+
+  // ---------------------------------------------------------------- optimizers
+  /**
+   * One fused AdamW step (Loshchilov & Hutter, decoupled weight decay) for i < n:
+   * `p −= lr·wd·p; m = β1·m + (1−β1)·g; v = β2·v + (1−β2)·g²; p −= lr · (m/bc1) / (√(v/bc2) + eps)`
+   * with bias corrections bc1 = 1 − β1^t and bc2 = 1 − β2^t passed in.
+   */
+  adamw(
+    p: Float32Array,
+    g: Float32Array,
+    m: Float32Array,
+    v: Float32Array,
+    n: number,
+    lr: number,
+    beta1: number,
+    beta2: number,
+    eps: number,
+    weightDecay: number,
+    bc1: number,
+    bc2: number,
+  ): void;
+  /**
+   * SGD with momentum, PyTorch semantics: `g' = g + wd·p; buf = μ·buf + (1 − dampening)·g'` (buf = g' on the
+   * first step, flagged by `first`); `d = nesterov ? g' + μ·buf : buf` (μ = 0: d = g'); `p −= lr·d`.
+   */
+  sgd(
+    p: Float32Array,
+    g: Float32Array,
+    buf: Float32Array,
+    n: number,
+    lr: number,
+    momentum: number,
+    dampening: number,
+    weightDecay: number,
+    nesterov: boolean,
+    first: boolean,
+  ): void;
+}
+
+/**
+ * The counter-based uniform draw both backends use for dropout: murmur3's fmix32 of
+ * `seed ⊕ (i · 0x9E3779B1)`, top 24 bits scaled to [0, 1). Identical on every backend and thread split.
+ */
+export function hashUniform(seed: number, i: number): number {
+  let h = (seed ^ Math.imul(i, 0x9e3779b1)) >>> 0;
+  h ^= h >>> 16;
+  h = Math.imul(h, 0x85ebca6b) >>> 0;
+  h ^= h >>> 13;
+  h = Math.imul(h, 0xc2b2ae35) >>> 0;
+  h ^= h >>> 16;
+  return (h >>> 8) / 16777216;
+}
