@@ -1,0 +1,5 @@
+/**
+ * peftjs — parameter-efficient fine-tuning for TypeScript.
+ * @packageDocumentation
+ */
+export * from './engine/index.js';
