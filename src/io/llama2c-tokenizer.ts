@@ -23,6 +23,56 @@ function bytesKey(bytes: Uint8Array): string {
   return s;
 }
 
+/** A merge candidate: the adjacent positions `left`, `right` holding `leftId`, `rightId` concatenate to `merged`. */
+interface Pair {
+  score: number;
+  left: number;
+  right: number;
+  leftId: number;
+  rightId: number;
+  merged: number;
+}
+
+/** Binary max-heap of merge candidates: higher score first, then smaller (further left) position. */
+class PairHeap {
+  private readonly items: Pair[] = [];
+
+  private static before(a: Pair, b: Pair): boolean {
+    return a.score > b.score || (a.score === b.score && a.left < b.left);
+  }
+
+  push(p: Pair): void {
+    const h = this.items;
+    let i = h.push(p) - 1;
+    while (i > 0) {
+      const parent = (i - 1) >> 1;
+      if (!PairHeap.before(h[i], h[parent])) break;
+      [h[i], h[parent]] = [h[parent], h[i]];
+      i = parent;
+    }
+  }
+
+  pop(): Pair | undefined {
+    const h = this.items;
+    const top = h[0];
+    const last = h.pop();
+    if (h.length > 0 && last !== undefined) {
+      h[0] = last;
+      for (let i = 0; ; ) {
+        const l = 2 * i + 1;
+        const r = l + 1;
+        let m = i;
+        if (l < h.length && PairHeap.before(h[l], h[m])) m = l;
+        if (r < h.length && PairHeap.before(h[r], h[m])) m = r;
+        if (m === i) break;
+        [h[i], h[m]] = [h[m], h[i]];
+        i = m;
+      }
+    }
+    return top;
+  }
+}
+
 const utf8 = new TextEncoder();
 const utf8Decoder = new TextDecoder('utf-8');
 
@@ -86,24 +136,44 @@ export class Llama2cTokenizer implements Tokenizer {
       else for (const b of group) tokens.push(b + BYTE_OFFSET);
       start = end;
     }
-    // Greedy merge; scores compare as float32 against llama2.c's float `best_score = -1e10`.
+    return this.mergePairs(tokens);
+  }
+
+  /**
+   * llama2.c's merge loop: while some adjacent pair concatenates to a piece, replace the pair whose piece has the
+   * highest score (the leftmost of equal scores) by that piece; scores must beat llama2.c's float
+   * `best_score = -1e10`. llama2.c rescans the sequence per merge (quadratic); this keeps the candidate pairs in
+   * a heap ordered by (score desc, left position asc) over a linked list, which picks the same pair every step.
+   */
+  private mergePairs(tokens: number[]): number[] {
+    const n = tokens.length;
+    const id = Int32Array.from(tokens);
+    const next = Int32Array.from({ length: n }, (_, i) => (i + 1 < n ? i + 1 : -1));
+    const prev = Int32Array.from({ length: n }, (_, i) => i - 1);
     const floor = Math.fround(-1e10);
-    for (;;) {
-      let bestScore = floor;
-      let bestId = -1;
-      let bestIdx = -1;
-      for (let i = 0; i + 1 < tokens.length; i++) {
-        const id = this.ids.get(this.pieces[tokens[i]] + this.pieces[tokens[i + 1]]);
-        if (id !== undefined && this.scores[id] > bestScore) {
-          bestScore = this.scores[id];
-          bestId = id;
-          bestIdx = i;
-        }
+    const heap = new PairHeap();
+    const push = (left: number): void => {
+      const right = next[left];
+      if (left < 0 || right < 0) return;
+      const merged = this.ids.get(this.pieces[id[left]] + this.pieces[id[right]]);
+      if (merged !== undefined && this.scores[merged] > floor) {
+        heap.push({ score: this.scores[merged], left, right, leftId: id[left], rightId: id[right], merged });
       }
-      if (bestIdx === -1) break;
-      tokens.splice(bestIdx, 2, bestId);
+    };
+    for (let i = 0; i + 1 < n; i++) push(i);
+    for (let p = heap.pop(); p !== undefined; p = heap.pop()) {
+      // Skip entries made stale by earlier merges: a side merged away (id -1) or into a longer piece (new id).
+      if (id[p.left] !== p.leftId || id[p.right] !== p.rightId) continue;
+      id[p.left] = p.merged;
+      id[p.right] = -1;
+      next[p.left] = next[p.right];
+      if (next[p.right] >= 0) prev[next[p.right]] = p.left;
+      push(prev[p.left]);
+      push(p.left);
     }
-    return tokens;
+    const out: number[] = [];
+    for (let i = n > 0 ? 0 : -1; i >= 0; i = next[i]) out.push(id[i]);
+    return out;
   }
 
   /**

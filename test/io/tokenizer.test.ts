@@ -6,7 +6,8 @@ import { mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'n
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { loadTokenizer, type ChatMessage, type Tokenizer } from '../../src/io/tokenizer.js';
-import { loadLlama2cTokenizer, parseLlama2cTokenizer } from '../../src/io/llama2c-tokenizer.js';
+import { Llama2cTokenizer, loadLlama2cTokenizer, parseLlama2cTokenizer } from '../../src/io/llama2c-tokenizer.js';
+import { Rng } from '../helpers/random.js';
 
 const MODELS = resolve('../shared/models');
 const FIXTURES = resolve('test/fixtures/tokenizers');
@@ -88,6 +89,77 @@ test('llama2.c 32k tokenizer.bin matches sentencepiece ids and round-trips', () 
   // A lone byte of a multi-byte character decodes as U+FFFD, not as a Latin-1 character.
   assert.equal(tok.decode([bytes[0]]), '\uFFFD');
   assert.throws(() => tok.decode([32000]), /token id 32000 is outside the vocabulary \[0, 32000\)/);
+});
+
+/**
+ * llama2.c run.c `encode` transcribed line by line (its quadratic rescan merge loop), over its own parse of the
+ * file: the oracle for the heap-based merge in Llama2cTokenizer.
+ */
+function llama2cEncodeOracle(file: string): (text: string) => number[] {
+  const buf = readFileSync(file);
+  const vocab: string[] = [];
+  const scores: number[] = [];
+  for (let off = 4; off < buf.length; ) {
+    const len = buf.readInt32LE(off + 4);
+    scores.push(buf.readFloatLE(off));
+    vocab.push(buf.toString('latin1', off + 8, off + 8 + len));
+    off += 8 + len;
+  }
+  const lookup = new Map<string, number>();
+  vocab.forEach((v, i) => lookup.has(v) || lookup.set(v, i));
+  return (text) => {
+    const bytes = Buffer.from(text, 'utf8');
+    const tokens = [1];
+    if (bytes.length > 0) tokens.push(lookup.get(' ')!);
+    let str = '';
+    for (let c = 0; c < bytes.length; c++) {
+      if ((bytes[c] & 0xc0) !== 0x80) str = '';
+      str += String.fromCharCode(bytes[c]);
+      if (c + 1 < bytes.length && (bytes[c + 1] & 0xc0) === 0x80 && str.length < 4) continue;
+      const id = lookup.get(str);
+      if (id !== undefined) tokens.push(id);
+      else for (let i = 0; i < str.length; i++) tokens.push(str.charCodeAt(i) + 3);
+      str = '';
+    }
+    for (;;) {
+      let best = Math.fround(-1e10);
+      let bestId = -1;
+      let bestIdx = -1;
+      for (let i = 0; i < tokens.length - 1; i++) {
+        const id = lookup.get(vocab[tokens[i]] + vocab[tokens[i + 1]]);
+        if (id !== undefined && scores[id] > best) [best, bestId, bestIdx] = [scores[id], id, i];
+      }
+      if (bestIdx === -1) break;
+      tokens.splice(bestIdx, 2, bestId);
+    }
+    return tokens;
+  };
+}
+
+test('llama2.c encode equals a transcription of run.c encode on random text', () => {
+  const rng = new Rng(1234);
+  const alphabet = [...'aaaeeeiioouu tttnnssrrhhll   ..,,!!??\'"\n\t0123456789-=_', 'é', 'ü', 'ñ', '—', '中', '文', '🤗', '🚀'];
+  for (const dir of ['stories260K', 'llama2c-tokenizer-32k']) {
+    const tok = loadTokenizer(join(MODELS, dir));
+    const oracle = llama2cEncodeOracle(join(MODELS, dir, dir === 'stories260K' ? 'tok512.bin' : 'tokenizer.bin'));
+    for (let k = 0; k < 300; k++) {
+      let s = '';
+      for (let n = rng.int(0, 120); n > 0; n--) s += rng.pick(alphabet);
+      assert.deepEqual(tok.encode(s), oracle(s), `${dir}: ${JSON.stringify(s)}`);
+    }
+  }
+});
+
+test('llama2.c merges only pieces scoring above its -1e10 floor, leftmost first on ties', () => {
+  const fixed = ['<unk>', '\n<s>\n', '\n</s>\n', ...Array.from({ length: 256 }, (_, b) => `<0x${b.toString(16).toUpperCase().padStart(2, '0')}>`)];
+  const pieces = [...fixed, ' ', 'a', 'b', 'aa', ' b', 'bb'];
+  const scores = [...fixed.map(() => 0), 0, 0, 0, -1, -2e10, -1];
+  const tok = new Llama2cTokenizer(pieces.map((p) => new TextEncoder().encode(p)), Float32Array.from(scores), 5);
+  const [space, a, b, aa, , bb] = pieces.slice(fixed.length).map((p) => tok.tokenToId(p)!);
+  // ' b' (-2e10) is below the floor, so " b..." keeps the space separate; 'aa' and 'bb' tie at -1: leftmost wins.
+  assert.deepEqual(tok.encode('bbb', { addSpecialTokens: false }), [space, bb, b]);
+  assert.deepEqual(tok.encode('aaabbb', { addSpecialTokens: false }), [space, aa, a, bb, b]);
+  assert.deepEqual(tok.encode('bab'), [1, space, b, a, b]);
 });
 
 test('truncated or malformed llama2.c tokenizer files are rejected with the path', () => {
