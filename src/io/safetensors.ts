@@ -338,9 +338,9 @@ export function writeFileAtomic(path: string, write: (fd: number) => void): void
 }
 
 /**
- * Writes a safetensors file atomically, tensors in the given order, data packed back to back after a header
- * padded with spaces to a multiple of 8 bytes (as the reference implementation does), so the data section is
- * 8-byte aligned. `metadata` becomes `__metadata__` (Hugging Face transformers expects `{ format: 'pt' }`).
+ * Writes a safetensors file atomically: header entries in the given order, padded with spaces to a multiple of
+ * 8 bytes (as the reference implementation does) so the data section is 8-byte aligned; data packed back to back,
+ * widest dtypes first, so each tensor is aligned to its element size. `metadata` becomes `__metadata__` (Hugging Face transformers expects `{ format: 'pt' }`).
  */
 export function writeSafetensors(path: string, tensors: TensorEntries, metadata?: Record<string, string>): void {
   assertLittleEndian();
@@ -352,10 +352,18 @@ export function writeSafetensors(path: string, tensors: TensorEntries, metadata?
     }
     parts.push(`"__metadata__":${JSON.stringify(metadata)}`);
   }
+  // Data goes in order of element size, widest first (stable), so every tensor starts at a multiple of its
+  // element size inside the 8-aligned data section, as the reference writer arranges; the header keeps the given order.
+  const layout = [...list].sort((a, b) => DTYPES[b[1].dtype].size - DTYPES[a[1].dtype].size);
+  const begin = new Map<string, number>();
   let offset = 0;
-  for (const [name, { dtype, shape, data }] of list) {
-    parts.push(`${JSON.stringify(name)}:{"dtype":"${dtype}","shape":[${shape.join(',')}],"data_offsets":[${offset},${offset + data.byteLength}]}`);
+  for (const [name, { data }] of layout) {
+    begin.set(name, offset);
     offset += data.byteLength;
+  }
+  for (const [name, { dtype, shape, data }] of list) {
+    const b = begin.get(name)!;
+    parts.push(`${JSON.stringify(name)}:{"dtype":"${dtype}","shape":[${shape.join(',')}],"data_offsets":[${b},${b + data.byteLength}]}`);
   }
   const json = new TextEncoder().encode(`{${parts.join(',')}}`);
   const headerLength = Math.ceil(json.length / 8) * 8;
@@ -364,6 +372,6 @@ export function writeSafetensors(path: string, tensors: TensorEntries, metadata?
   head.set(json, 8);
   writeFileAtomic(path, (fd) => {
     writeAll(fd, head);
-    for (const [, { data }] of list) writeAll(fd, new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
+    for (const [, { data }] of layout) writeAll(fd, new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
   });
 }
