@@ -118,7 +118,12 @@ export function backward(root: Tensor, grad?: Tensor<'f32'>): void {
         accumulateLeaf(t, g);
         continue;
       }
-      const gs = fn.backward(g);
+      let gs: (Tensor<'f32'> | null)[];
+      try {
+        gs = fn.backward(g);
+      } catch (e) {
+        throw new Error(`backward of ${fn.name}: ${(e as Error).message}`);
+      }
       fn.inputs.forEach((input, i) => {
         const gi = gs[i];
         if (!gi) return;
@@ -130,8 +135,14 @@ export function backward(root: Tensor, grad?: Tensor<'f32'>): void {
           throw new Error(`backward of ${fn.name}: gradient ${gi.describe()} does not match input ${input.describe()}`);
         const mine = own(gi, claimed);
         const existing = grads.get(input);
-        grads.set(input, existing ? accumulate(existing, mine) : mine);
-        if (existing && mine !== grads.get(input)) mine.dispose();
+        if (!existing) {
+          grads.set(input, mine);
+          return;
+        }
+        const total = accumulate(existing, mine);
+        claimed.add(total);
+        grads.set(input, total);
+        mine.dispose();
       });
       g.dispose();
       t.gradFn = null;

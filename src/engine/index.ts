@@ -8,7 +8,7 @@ export { backward, noGrad, isGradEnabled, record, type GradFn } from './autograd
 export { gradcheck, type GradcheckOptions } from './gradcheck.js';
 export { Generator, manualSeed, globalGenerator } from './random.js';
 export { backend, setBackend, withBackend, nativeAvailable, setNumThreads, type BackendName } from './backend/index.js';
-export { clearPool, pooledByteCount } from './pool.js';
+export { clearPool, pooledByteCount, freshAllocatedBytes } from './pool.js';
 export * from './ops/elementwise.js';
 export * from './ops/shape.js';
 export * from './ops/reduce.js';

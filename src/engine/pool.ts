@@ -7,6 +7,7 @@ import { allocStorage, BYTES_PER_ELEMENT, type DType, type StorageOf } from './d
 
 const free = new Map<string, ArrayBufferView[]>();
 let pooledBytes = 0;
+let freshBytes = 0;
 /** Arrays beyond this many pooled bytes are left to the garbage collector instead of being kept. */
 let maxPooledBytes = 2 ** 32;
 
@@ -18,6 +19,7 @@ export function acquire<D extends DType>(dtype: D, n: number): StorageOf[D] {
     pooledBytes -= n * BYTES_PER_ELEMENT[dtype];
     return a as StorageOf[D];
   }
+  freshBytes += n * BYTES_PER_ELEMENT[dtype];
   return allocStorage(dtype, n);
 }
 
@@ -42,4 +44,9 @@ export function clearPool(maxBytes = maxPooledBytes): void {
 /** Bytes currently held by the pool. */
 export function pooledByteCount(): number {
   return pooledBytes;
+}
+
+/** Bytes allocated fresh (not recycled from the pool) since the process started: flat during a steady training loop. */
+export function freshAllocatedBytes(): number {
+  return freshBytes;
 }

@@ -1,0 +1,73 @@
+/**
+ * The native backend: the N-API addon built from `native/*.cc` (`npm run build:native`), whose exported functions
+ * implement {@link Kernels} one-to-one (same names, same argument order).
+ */
+import { createRequire } from 'node:module';
+import { dirname, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { GemmDType, Kernels } from './kernels.js';
+
+/** The native kernels plus the addon's extras outside the kernel contract. */
+export interface NativeKernels extends Kernels {
+  readonly name: 'native';
+  /**
+   * Seconds for `iters` back-to-back `C = A·B` ([M,K]·[K,N]) calls made straight to the GEMM library from C++
+   * (OpenBLAS for f32, oneDNN for bf16), after one warm-up call: the baseline that `bench/gemm.ts` compares
+   * {@link Kernels.gemm} against.
+   */
+  benchRawGemm(dtype: GemmDType, M: number, N: number, K: number, iters: number): number;
+}
+
+/** Every function the addon must export: the kernel contract (checked exhaustive below) plus the extras. */
+const KERNEL_FUNCTIONS = [
+  'setNumThreads', 'getNumThreads',
+  'copyStrided', 'castF32ToBF16', 'castBF16ToF32', 'castF16ToF32', 'fill', 'affine', 'axpy',
+  'gemm',
+  'binary', 'unary', 'unaryBackward', 'swiglu', 'swigluBackward', 'where', 'dropout',
+  'sum', 'sumSquares',
+  'softmax', 'softmaxBackward',
+  'rmsNorm', 'rmsNormBackward', 'layerNorm', 'layerNormBackward',
+  'rope',
+  'attention', 'attentionBackward',
+  'embedding', 'embeddingBackward',
+  'crossEntropy', 'crossEntropyBackward',
+  'adamw', 'sgd',
+  'benchRawGemm',
+] as const satisfies readonly Exclude<keyof NativeKernels, 'name'>[];
+
+// Compile-time check that KERNEL_FUNCTIONS lists every kernel: `true` only if nothing is missing.
+type Missing = Exclude<keyof NativeKernels, 'name' | (typeof KERNEL_FUNCTIONS)[number]>;
+const listsEveryKernel: [Missing] extends [never] ? true : Missing = true;
+void listsEveryKernel;
+
+/** Where the addon is: `PEFTJS_NATIVE_PATH`, else `build/Release/peftjs.node` under the package root. */
+export function nativeAddonPath(): string {
+  // This file is src/engine/backend/native.ts (or dist/engine/backend/native.js): three levels below the root.
+  const root = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
+  return process.env.PEFTJS_NATIVE_PATH || resolve(root, 'build', 'Release', 'peftjs.node');
+}
+
+/**
+ * Loads the addon and returns it as the `native` backend, or the reason it cannot be used (the addon is missing,
+ * fails to load, or lacks some kernel because it was built from older sources). Prints nothing: the caller
+ * decides what to tell the user.
+ */
+export function loadNative(): NativeKernels | Error {
+  const path = nativeAddonPath();
+  // libgomp's idle threads spin for milliseconds after every parallel region by default, taking the cores from
+  // OpenBLAS's threads and from other processes between kernels (mixed GEMM/element-wise sequences ran 5–10x
+  // slower on 2 busy cores). Wait passively unless the user chose a policy; libgomp reads this when the addon
+  // loads it, so it must be set first.
+  if (process.env.OMP_WAIT_POLICY === undefined && process.env.GOMP_SPINCOUNT === undefined)
+    process.env.OMP_WAIT_POLICY = 'PASSIVE';
+  let addon: Record<string, unknown>;
+  try {
+    addon = createRequire(import.meta.url)(path) as Record<string, unknown>;
+  } catch (e) {
+    return new Error(`cannot load the native addon ${path}: ${e instanceof Error ? e.message : String(e)}`);
+  }
+  const missing = KERNEL_FUNCTIONS.filter((f) => typeof addon[f] !== 'function');
+  if (missing.length > 0)
+    return new Error(`the native addon ${path} lacks ${missing.join(', ')}; rebuild it with 'npm run build:native'`);
+  return { ...addon, name: 'native' } as unknown as NativeKernels;
+}
