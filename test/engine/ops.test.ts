@@ -32,7 +32,9 @@ for (const name of backends()) {
       check((t) => pj.relu(pj.sub(t, 0.6)), [r]);
     });
 
-    it('swiglu', () => check(pj.swiglu, [rnd([3, 8]), rnd([3, 8])]));
+    it('swiglu', () => {
+      check(pj.swiglu, [rnd([3, 8]), rnd([3, 8])]);
+    });
 
     it('sum and mean over axes', () => {
       const x = rnd([2, 3, 4]);
