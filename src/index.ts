@@ -3,3 +3,4 @@
  * @packageDocumentation
  */
 export * from './engine/index.js';
+export * from './nn/index.js';

@@ -1,0 +1,12 @@
+/** The shape of one CLI command: each lives in `src/cli/<name>.ts` and default-exports a `Command`. */
+export interface Command {
+  /** One line for `peftjs help`. */
+  summary: string;
+  /** Full usage text for `peftjs <name> --help`. */
+  usage: string;
+  /** Runs the command with its own arguments; resolves to the exit code. */
+  run(args: string[]): Promise<number>;
+}
+
+/** A user-facing error: printed without a stack trace, exit code 2. */
+export class UsageError extends Error {}
