@@ -4,7 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { loadNative } from '../../src/engine/backend/native.js';
-import { BinaryOp, GemmDType, hashUniform } from '../../src/engine/backend/kernels.js';
+import { type AnyArray, BinaryOp, GemmDType, hashUniform, UnaryOp } from '../../src/engine/backend/kernels.js';
 
 const loaded = loadNative();
 if (loaded instanceof Error) throw loaded;
@@ -231,17 +231,22 @@ test('copyStrided: permuted views, broadcasts and strided destinations of every 
     { shape: [], src: [], dst: [] }, // a scalar
     { shape: [4, 0, 3], src: [0, 0, 0], dst: [0, 0, 0] }, // empty
   ];
-  const ctors = [Uint8Array, Uint16Array, Float32Array, BigInt64Array] as const;
+  // Every element size; values large enough to need all of each element's bytes.
+  const kinds: [string, (n: number) => AnyArray, (v: number) => number | bigint][] = [
+    ['u8', (n) => new Uint8Array(n), (v) => v],
+    ['u16', (n) => new Uint16Array(n), (v) => v * 257],
+    ['f32', (n) => new Float32Array(n), (v) => v * 1.5e30],
+    ['i64', (n) => new BigInt64Array(n), (v) => BigInt(v) << 40n],
+  ];
+  type Cells = { [i: number]: number | bigint };
   for (const { shape, src: ss, dst: ds } of cases)
-    for (const Ctor of ctors) {
+    for (const [kind, make, value] of kinds) {
       const span = (st: number[]): number => (shape.some((s) => s === 0) ? 0 : dot(shape.map((s) => s - 1), st) + 1);
-      const raw = Array.from({ length: span(ss) }, (_, i) => (i * 7 + 3) % 251);
-      const src = Ctor === BigInt64Array ? BigInt64Array.from(raw, (v) => BigInt(v) << 40n) : Ctor.from(raw);
-      const dst = new Ctor(span(ds));
-      const want = new Ctor(span(ds));
-      for (const idx of indices(shape)) want[dot(idx, ds)] = src[dot(idx, ss)]!;
+      const src = make(span(ss)), dst = make(span(ds)), want = make(span(ds));
+      for (let i = 0; i < src.length; i++) (src as Cells)[i] = value((i * 7 + 3) % 251);
+      for (const idx of indices(shape)) (want as Cells)[dot(idx, ds)] = (src as Cells)[dot(idx, ss)]!;
       k.copyStrided(src, ss, dst, ds, shape);
-      assert.deepEqual(dst, want, `${Ctor.name} ${JSON.stringify({ shape, ss, ds })}`);
+      assert.deepEqual(dst, want, `${kind} ${JSON.stringify({ shape, ss, ds })}`);
     }
 });
 
@@ -324,6 +329,6 @@ test('short arrays and wrong array types throw errors naming the kernel and argu
   assert.throws(() => k.where(new Uint8Array(2), [1], f, [1], f, [1], f, [3]), /where: .*\(mask\)/);
   assert.throws(() => k.sum(f, f, 2, 2, 2), /sum: .*\(x\)/);
   assert.throws(() => k.dropout(f, f, new Uint8Array(6), 6, 1.5, 0), /dropout: p must be/);
-  assert.throws(() => k.unary(99, f, f, 6), /unary: unknown op/);
+  assert.throws(() => k.unary(99 as UnaryOp, f, f, 6), /unary: unknown op/);
   assert.throws(() => k.axpy(f, f, -1, 1), /axpy: n must be a non-negative integer/);
 });
