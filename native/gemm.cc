@@ -47,8 +47,9 @@ dnnl::engine& cpuEngine() {
   return engine;
 }
 
+// Per thread (as is the primitive cache below), so the addon stays safe when loaded in several worker_threads.
 dnnl::stream& cpuStream() {
-  static dnnl::stream stream(cpuEngine());
+  static thread_local dnnl::stream stream(cpuEngine());
   return stream;
 }
 
@@ -98,7 +99,7 @@ using MatmulKey = std::tuple<int64_t, int64_t, int64_t, int64_t, bool, bool, int
 constexpr size_t kMaxCachedMatmuls = 256;
 
 const std::optional<Matmul>& cachedMatmul(const Gemm& g, bool scaled, float beta) {
-  static std::map<MatmulKey, std::optional<Matmul>> cache;
+  static thread_local std::map<MatmulKey, std::optional<Matmul>> cache;
   MatmulKey key{g.batch, g.M, g.N, g.K, g.transA, g.transB, g.strideA, g.strideB, g.strideC, scaled, beta};
   auto it = cache.find(key);
   if (it != cache.end()) return it->second;
