@@ -76,7 +76,7 @@ static void blockTimesRows(const float* __restrict P, int64_t pi, int64_t pk, co
 }
 
 // Sets the scores of keys a row may not see (beyond the causal limit, masked, or past the block's nk keys)
-// to −inf. Returns nothing to do cheaply when the whole block is visible to every row.
+// to −inf. Does nothing when every row sees the whole block.
 static void maskScores(const Attn& a, int64_t b, int64_t t0, int64_t R, int64_t j0, int64_t nk, float* Sb) {
   bool crossesDiagonal = a.causal && j0 + nk - 1 > a.S - a.T + t0;
   if (!crossesDiagonal && !a.keyMask && nk == kBK) return;
@@ -226,7 +226,8 @@ static void withHeadDim(int64_t D, F f) {
   }
 }
 
-// Reads and checks the arguments shared by attention (first = 5: keyMask index) and attentionBackward.
+// Reads and checks what attention and attentionBackward share: q, k, v (arguments 0–2), keyMask (maskIdx) and
+// B, T, S, sCap, H, KVH, D, scale, causal (from sizeIdx on).
 static Attn readAttn(const Args& args, size_t maskIdx, size_t sizeIdx) {
   Attn a{};
   a.q = args.f32(0);

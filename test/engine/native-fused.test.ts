@@ -144,7 +144,7 @@ for (const centered of [false, true]) {
       const gb = affine && centered ? new Float32Array(cols).fill(-2) : null; // accumulates onto −2
       if (centered) k.layerNormBackward(x, w, mean, rstd, gy, gx, gw, gb, rows, cols);
       else k.rmsNormBackward(x, w, rstd, gy, gx, gw, rows, cols);
-      const loss = (xd: Float64Array, wd: ArrayLike<number> | null, bd: ArrayLike<number> | null) =>
+      const loss = (xd: ArrayLike<number>, wd: ArrayLike<number> | null, bd: ArrayLike<number> | null) =>
         dot(normRef(xd, wd, bd, rows, cols, eps, centered).out, gy);
       closeAt(gx, numGrad((xd) => loss(xd, w, b), x, sample(rows * cols, 40, 14)), 1e-3, 'gx');
       if (gw && w) {
