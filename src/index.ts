@@ -4,3 +4,4 @@
  */
 export * from './engine/index.js';
 export * from './nn/index.js';
+export * from './models/index.js';
