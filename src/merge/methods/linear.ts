@@ -1,0 +1,41 @@
+/** Linear merging (Wortsman et al., "Model soups", 2022): the weighted average of the models' tensors. */
+
+/** Options of {@link linear}. */
+export interface LinearOptions {
+  /** Divide by Σ weights (mergekit's default, true); false gives the plain weighted sum. */
+  normalize?: boolean;
+}
+
+/**
+ * Σ wᵢ·xᵢ (÷ Σ wᵢ when normalising) over same-length tensors, as a fresh array; the inputs are not modified.
+ * A weight sum of (nearly) zero is not divided by.
+ */
+export function linear(tensors: readonly Float32Array[], weights: readonly number[], opts: LinearOptions = {}): Float32Array {
+  return linearInto(new Float32Array(checkSameLength('linear', tensors)), tensors, weights, opts);
+}
+
+/** {@link linear} written into `out` (which may be one of `tensors`); returns `out`. */
+export function linearInto(out: Float32Array, tensors: readonly Float32Array[], weights: readonly number[], opts: LinearOptions = {}): Float32Array {
+  const n = checkSameLength('linear', tensors);
+  if (weights.length !== tensors.length) throw new Error(`linear: ${tensors.length} tensors but ${weights.length} weights`);
+  const total = weights.reduce((a, w) => a + w, 0);
+  const scale = (opts.normalize ?? true) && Math.abs(total) > 1e-8 ? 1 / total : 1;
+  const w = weights.map((x) => x * scale);
+  // Accumulate in f64 per element so the result does not depend on where `out` aliases an input.
+  for (let i = 0; i < n; i++) {
+    let acc = 0;
+    for (let j = 0; j < tensors.length; j++) acc += w[j] * tensors[j][i];
+    out[i] = acc;
+  }
+  return out;
+}
+
+/** Throws unless there is at least one tensor and all have the same length; returns that length. */
+export function checkSameLength(op: string, tensors: readonly Float32Array[]): number {
+  if (tensors.length === 0) throw new Error(`${op}: no tensors to merge`);
+  const n = tensors[0].length;
+  tensors.forEach((t, i) => {
+    if (t.length !== n) throw new Error(`${op}: tensor ${i} has ${t.length} elements, tensor 0 has ${n}`);
+  });
+  return n;
+}
