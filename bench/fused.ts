@@ -5,9 +5,9 @@
  */
 import { readFileSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
-import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import type { Kernels } from '../src/engine/backend/kernels.js';
+import { loadNative } from '../src/engine/backend/native.js';
 
 interface AttentionShape { name: string; B: number; T: number; H: number; KVH: number; D: number; causal: boolean }
 interface Shapes {
@@ -42,7 +42,7 @@ function randn(n: number, scale = 1): Float32Array {
 }
 
 /** Milliseconds per call of each fused kernel, keyed like the PyTorch script's output. */
-export function benchFused(k: Kernels = createRequire(import.meta.url)('../build/Release/peftjs.node') as Kernels): Record<string, number> {
+export function benchFused(k: Kernels): Record<string, number> {
   const s = JSON.parse(readFileSync(shapesPath, 'utf8')) as Shapes;
   const r: Record<string, number> = {};
 
@@ -100,7 +100,9 @@ export function benchFused(k: Kernels = createRequire(import.meta.url)('../build
 }
 
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
-  const ours = benchFused();
+  const native = loadNative();
+  if (native instanceof Error) throw native;
+  const ours = benchFused(native);
   const py = spawnSync('/usr/bin/python3', [fileURLToPath(new URL('./torch_ops.py', import.meta.url))], { encoding: 'utf8' });
   const torch = py.status === 0 ? (JSON.parse(py.stdout) as Record<string, { fp32_ms: number; bf16_ms: number }>) : null;
   if (!torch) console.error(`PyTorch comparison skipped: ${py.error?.message ?? py.stderr.trim().split('\n').pop()}`);

@@ -1,13 +1,14 @@
 /**
- * GEMM throughput through the addon's `gemm` kernel against the raw library call timed inside C++
- * (`benchRawGemm`: cblas_sgemm for f32, a pre-built oneDNN matmul for bf16), at shapes typical of LoRA training.
- * The ratio engine/raw shows what the N-API call, argument checks and primitive cache cost; the goal is ≥ 0.9x.
+ * GEMM throughput through the engine (`pj.matmul` on tensors: op dispatch, output allocation from the pool, the N-API
+ * call, argument checks, the primitive cache) against the raw library call timed inside C++ (`benchRawGemm`:
+ * cblas_sgemm for f32, a pre-built oneDNN matmul for bf16), at shapes typical of LoRA training. Goal ≥ 0.9x.
  *
  * Run: `node --import tsx bench/gemm.ts`
  */
 import { pathToFileURL } from 'node:url';
 import { GemmDType } from '../src/engine/backend/kernels.js';
-import { loadNative, type NativeKernels } from '../src/engine/backend/native.js';
+import { loadNative } from '../src/engine/backend/native.js';
+import * as pj from '../src/index.js';
 
 /** One measured shape: C[M,N] = A[M,K]·B[K,N]. */
 export interface GemmBenchRow {
@@ -27,21 +28,25 @@ export const GEMM_SHAPES: readonly (readonly [number, number, number])[] = [
   [4096, 4096, 1024],
 ];
 
-/** Seconds for `iters` calls of the addon's gemm on operands of `dtype`, after one warm-up call. */
-function timeEngine(k: NativeKernels, dtype: GemmDType, M: number, N: number, K: number, iters: number): number {
-  const make = (n: number): Float32Array | Uint16Array => {
-    const x = Float32Array.from({ length: n }, () => Math.random() * 2 - 1);
+/** Seconds for `iters` engine matmuls (`pj.matmul` on tensors, output disposed each call), after one warm-up call. */
+function timeEngine(dtype: GemmDType, M: number, N: number, K: number, iters: number): number {
+  const make = (shape: number[]): pj.Tensor => {
+    const x = pj.rand(shape, -1, 1);
     if (dtype === GemmDType.F32) return x;
-    const bits = new Uint16Array(n);
-    k.castF32ToBF16(x, bits, n);
+    const bits = pj.castTo(x, 'bf16');
+    x.dispose();
     return bits;
   };
-  const a = make(M * K), b = make(K * N), c = new Float32Array(M * N);
-  const run = (): void => k.gemm(dtype, a, b, c, 1, M, N, K, false, false, 0, 0, 0, 1, 0);
+  const a = make([M, K]);
+  const b = make([K, N]);
+  const run = (): void => pj.matmul(a, b).dispose();
   run();
   const t0 = performance.now();
   for (let i = 0; i < iters; i++) run();
-  return (performance.now() - t0) / 1000;
+  const seconds = (performance.now() - t0) / 1000;
+  a.dispose();
+  b.dispose();
+  return seconds;
 }
 
 /**
@@ -60,7 +65,7 @@ export function benchGemm(shapes = GEMM_SHAPES, seconds = 0.5, repeats = 3): Gem
       let engine = Infinity, raw = Infinity;
       for (let r = 0; r < repeats; r++) {
         raw = Math.min(raw, k.benchRawGemm(dtype, M, N, K, iters) / iters);
-        engine = Math.min(engine, timeEngine(k, dtype, M, N, K, iters) / iters);
+        engine = Math.min(engine, timeEngine(dtype, M, N, K, iters) / iters);
       }
       rows.push({ dtype: dtype === GemmDType.F32 ? 'f32' : 'bf16', M, N, K, engineGflops: flop / engine / 1e9, rawGflops: flop / raw / 1e9 });
     }
