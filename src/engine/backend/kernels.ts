@@ -81,7 +81,9 @@ export interface Kernels {
    * `C_b = alpha · op(A_b) · op(B_b) + beta · C_b` where op(X) is X or Xᵀ.
    * A_b starts at `a[b·strideA]` and is stored [M,K] (or [K,M] when transA); B_b starts at `b[b·strideB]` and is
    * stored [K,N] (or [N,K] when transB); C_b starts at `c[b·strideC]`, stored [M,N]. A stride of 0 reuses the
-   * same matrix for every batch entry. `dtype` says whether `a` and `b` are f32 or bf16 bits; C is always f32.
+   * same matrix for every batch entry (strideC = 0: the entries are applied one after another into the same C).
+   * `dtype` says whether `a` and `b` are f32 or bf16 bits; C is always f32. With beta = 0, C is overwritten without
+   * being read (NaN or garbage in C does not propagate), as BLAS does.
    */
   gemm(
     dtype: GemmDType,
@@ -109,7 +111,7 @@ export interface Kernels {
   binary(op: BinaryOp, a: Float32Array, aStrides: number[], b: Float32Array, bStrides: number[], out: Float32Array, shape: number[]): void;
   /** `out[i] = f(x[i])` for i < n (`out` may be `x`). */
   unary(op: UnaryOp, x: Float32Array, out: Float32Array, n: number): void;
-  /** `gx[i] = gy[i] · f'(x[i])` for i < n; `y = f(x)` is given too (exp, tanh, sigmoid, sqrt use it). */
+  /** `gx[i] = gy[i] · f'(x[i])` for i < n; `y = f(x)` is given too (exp, tanh, sigmoid, sqrt use it); relu'(0) = 0. */
   unaryBackward(op: UnaryOp, x: Float32Array, y: Float32Array, gy: Float32Array, gx: Float32Array, n: number): void;
   /** SwiGLU: `out[i] = silu(g[i]) · u[i]`. */
   swiglu(g: Float32Array, u: Float32Array, out: Float32Array, n: number): void;
@@ -219,7 +221,8 @@ export interface Kernels {
    * - `causal`: query t (absolute position S − T + t) sees keys j ≤ S − T + t.
    * - `keyMask` [B, S] (nullable): keys with mask 0 are not attended (padding). A query that sees no key
    *   outputs zeros.
-   * - Writes out [B, T, H, D] and the row log-sum-exp `lse` [B, H, T] (of the scaled scores) for the backward.
+   * - Writes out [B, T, H, D] and the row log-sum-exp `lse` [B, H, T] (of the scaled scores) for the backward;
+   *   a query that sees no key gets lse = −∞.
    */
   attention(
     q: Float32Array,
@@ -270,13 +273,14 @@ export interface Kernels {
    * Throws when an id is outside [0, vocab).
    */
   embedding(table: Float32Array | U16, bf16: boolean, ids: Int32Array, out: Float32Array, n: number, dim: number, vocab: number): void;
-  /** Scatter-add backward: `gTable[ids[i], :] += gy[i, :]`. */
+  /** Scatter-add backward: `gTable[ids[i], :] += gy[i, :]` (ids are checked against gTable's row count). */
   embeddingBackward(ids: Int32Array, gy: Float32Array, gTable: Float32Array, n: number, dim: number): void;
 
   // ---------------------------------------------------------------- loss
   /**
    * Cross-entropy fused with log-softmax over logits [N, V]: `losses[i] = lse_i − logits[i, t_i]` and `lse[i]`;
-   * rows whose target equals `ignoreIndex` get loss 0. Returns the number of rows not ignored.
+   * rows whose target equals `ignoreIndex` get loss 0 (their `lse` is still written). Returns the number of rows not
+   * ignored.
    * Throws when a target is outside [0, V) and not `ignoreIndex`.
    */
   crossEntropy(logits: Float32Array, targets: Int32Array, losses: Float32Array, lse: Float32Array, N: number, V: number, ignoreIndex: number): number;
@@ -317,7 +321,8 @@ export interface Kernels {
   ): void;
   /**
    * SGD with momentum, PyTorch semantics: `g' = g + wd·p; buf = μ·buf + (1 − dampening)·g'` (buf = g' on the
-   * first step, flagged by `first`); `d = nesterov ? g' + μ·buf : buf` (μ = 0: d = g'); `p −= lr·d`.
+   * first step, flagged by `first`); `d = nesterov ? g' + μ·buf : buf` (μ = 0: d = g', and `buf` is neither read
+   * nor written); `p −= lr·d`.
    */
   sgd(
     p: Float32Array,
