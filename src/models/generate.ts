@@ -4,7 +4,7 @@
  * top-p, in that order, as HF's logits warpers) from a seeded engine Generator. Each step runs in `tidy()` under
  * `noGrad()`, so memory stays flat however long the generation.
  */
-import { fromStorage, Generator, noGrad, tidy, type Tensor } from '../engine/index.js';
+import { empty, Generator, noGrad, tidy, type Tensor } from '../engine/index.js';
 import type { Tokenizer } from '../io/tokenizer.js';
 import type { CausalLM } from './types.js';
 
@@ -151,13 +151,14 @@ export function generate(model: CausalLM, tokenizer: Tokenizer | null, prompts: 
         const T = input.length / B;
         const S = cache.length + T;
         const logits = tidy(() => {
-          let attentionMask: Tensor | undefined;
+          let attentionMask: Tensor<'u8'> | undefined;
           if (padded) {
-            const m = new Uint8Array(B * S);
-            for (let b = 0; b < B; b++) m.set(mask.subarray(b * capacity, b * capacity + S), b * S);
-            attentionMask = fromStorage(m, [B, S], 'u8');
+            attentionMask = empty([B, S], 'u8');
+            for (let b = 0; b < B; b++) attentionMask.data.set(mask.subarray(b * capacity, b * capacity + S), b * S);
           }
-          return model.forward(fromStorage(input, [B, T], 'i32'), { cache, attentionMask, logitsToKeep: 1 }).toTyped() as Float32Array;
+          const ids = empty([B, T], 'i32');
+          ids.data.set(input);
+          return model.forward(ids, { cache, attentionMask, logitsToKeep: 1 }).toTyped() as Float32Array;
         });
         const next = new Int32Array(B);
         for (let b = 0; b < B; b++) {

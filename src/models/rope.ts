@@ -10,7 +10,7 @@
  *   (0.1·ln(factor) + 1 unless given).
  * Arithmetic follows PyTorch's float32 (inverse frequencies and angles rounded to f32) so logits match HF closely.
  */
-import { fromStorage, type Tensor } from '../engine/index.js';
+import { empty, type Tensor } from '../engine/index.js';
 import type { ConfigReader } from './config.js';
 
 export type RopeScaling =
@@ -139,8 +139,11 @@ export class RotaryEmbedding {
     let maxPos = 0;
     for (let i = 0; i < rows; i++) maxPos = Math.max(maxPos, positions[i]!);
     const inv = this.scaling?.type === 'dynamic' ? this.frequencies(maxPos + 1) : this.invFreq;
-    const cos = new Float32Array(rows * half);
-    const sin = new Float32Array(rows * half);
+    const shape = shared ? [T, half] : [B, T, half];
+    const cosT = empty(shape);
+    const sinT = empty(shape);
+    const cos = cosT.data;
+    const sin = sinT.data;
     for (let r = 0; r < rows; r++) {
       const p = positions[r]!;
       for (let i = 0; i < half; i++) {
@@ -149,7 +152,6 @@ export class RotaryEmbedding {
         sin[r * half + i] = Math.sin(angle) * this.scale;
       }
     }
-    const shape = shared ? [T, half] : [B, T, half];
-    return { cos: fromStorage(cos, shape, 'f32'), sin: fromStorage(sin, shape, 'f32') };
+    return { cos: cosT, sin: sinT };
   }
 }
