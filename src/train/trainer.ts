@@ -1,0 +1,361 @@
+/**
+ * `train(config)`: LoRA (any registered PEFT method) fine-tuning of a causal language model.
+ *
+ * One optimizer step = `gradAccum` micro-batches; the loss is the mean cross-entropy over every target token of the
+ * step (each micro-batch's summed loss is divided by the step's total target count before its backward, so
+ * accumulation changes nothing but memory). Every micro-batch runs inside `tidy()`, so no activation outlives it.
+ * Then: global-norm clipping, AdamW with per-group learning rates (LoRA+ gives B matrices `lr·loraplusLrRatio`)
+ * and the warmup/decay schedule. Same config and seed → same loss curve; a resumed run continues it exactly.
+ */
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import {
+  AdamW,
+  clipGradNorm,
+  keep,
+  crossEntropy,
+  fromStorage,
+  globalGenerator,
+  manualSeed,
+  noGrad,
+  scale,
+  setNumThreads,
+  tidy,
+  type Tensor,
+} from '../engine/index.js';
+import { loadTokenizer, type Tokenizer } from '../io/tokenizer.js';
+import { generate, loadCausalLM, type CausalLM } from '../models/index.js';
+import { PeftModel } from '../peft/model.js';
+import { fillAdapterTensors, readAdapterFiles, savePeftModel } from '../peft/format.js';
+import { CheckpointTape, enableCheckpointing } from './checkpointing.js';
+import { listCheckpoints, loadCheckpoint, saveCheckpoint, type OptimizerMoments, type TrainerState } from './checkpoint.js';
+import { validateConfig, type TrainConfig, type TrainConfigInput } from './config.js';
+import type { Batch } from './data/pack.js';
+import { prepareData, type DataReport, type PreparedData } from './data/prepare.js';
+import { BatchLoader, inOrder } from './data/split.js';
+import { MetricsLog, peakRssBytes, type MetricsRecord } from './metrics.js';
+import { lossCurveSvg } from './plot.js';
+import { ProgressBar } from './progress.js';
+import { learningRate } from './schedule.js';
+
+export const METRICS_NAME = 'metrics.jsonl';
+export const CURVE_NAME = 'loss_curve.svg';
+
+export interface TrainHooks {
+  /** Called with every metrics record (training steps and evaluations) as it is written. */
+  onMetrics?: (rec: MetricsRecord) => void;
+  /** Informational lines (data report, resume, checkpoints); default: stderr. */
+  log?: (line: string) => void;
+  /** Stop (saving a checkpoint) after the current step when this fires — the CLI wires Ctrl-C to it. */
+  signal?: AbortSignal;
+}
+
+export interface EvalResult {
+  loss: number;
+  perplexity: number;
+  /** Exact-match accuracy of greedy generations against the references (when the eval data has them). */
+  exactMatch?: number;
+}
+
+export interface TrainResult {
+  config: TrainConfig;
+  /** Optimizer steps completed (including those before a resume). */
+  steps: number;
+  totalSteps: number;
+  /** Mean training loss of the last step. */
+  finalLoss: number;
+  firstLoss: number;
+  /** The first and last evaluation of this run (no eval set: undefined). */
+  firstEval?: EvalResult;
+  finalEval?: EvalResult;
+  stoppedEarly: boolean;
+  interrupted: boolean;
+  tokensPerSecond: number;
+  seconds: number;
+  peakRssBytes: number;
+  precision: 'fp32' | 'bf16';
+  trainableParameters: number;
+  allParameters: number;
+  data: DataReport;
+  /** Where the adapter, the metrics and the curve were written. */
+  output: string;
+  checkpoint: string;
+  metricsPath: string;
+  curvePath: string;
+}
+
+/** Whether this CPU multiplies bf16 natively (AVX512-BF16), from /proc/cpuinfo. */
+export function cpuHasBf16(): boolean {
+  try {
+    return /\bavx512_bf16\b/.test(readFileSync('/proc/cpuinfo', 'utf8'));
+  } catch {
+    return false;
+  }
+}
+
+/** The tokenizer of a checkpoint folder, or of the folder holding a llama2.c `.bin`. */
+function tokenizerFor(model: string): Tokenizer {
+  return loadTokenizer(existsSync(model) && model.endsWith('.bin') ? dirname(model) : model);
+}
+
+/** Paths of the decoder layers (children of every `layers` / `h` module list) for gradient checkpointing. */
+function decoderLayerPaths(model: CausalLM): string[] {
+  return model
+    .namedModules()
+    .map(([p]) => p)
+    .filter((p) => /(^|\.)(layers|h)\.\d+$/.test(p));
+}
+
+/** Mean loss (and perplexity) over the eval rows; exact match over up to `evalGenerate` references. */
+export function evaluate(model: CausalLM, tok: Tokenizer, data: PreparedData, cfg: TrainConfig): EvalResult {
+  const was = model.training;
+  model.eval();
+  try {
+    return noGrad(() => {
+      let sum = 0;
+      let count = 0;
+      let n = 0;
+      const padId = tok.padId ?? tok.eosId ?? 0;
+      for (const b of inOrder(data.eval, cfg.batchSize, padId)) {
+        if (cfg.evalBatches > 0 && n++ >= cfg.evalBatches) break;
+        sum += tidy(() => crossEntropy(forwardLogits(model, b), batchTargets(b), { reduction: 'sum' }).item());
+        count += b.targetTokens;
+      }
+      const loss = count > 0 ? sum / count : NaN;
+      const result: EvalResult = { loss, perplexity: Math.exp(loss) };
+      const refs = data.references.slice(0, cfg.evalGenerate);
+      if (refs.length > 0) {
+        const gens = generate(model, tok, refs.map((r) => r.promptIds), { maxNewTokens: cfg.maxNewTokens });
+        const hits = gens.filter((g, i) => g.text.trim() === refs[i]!.completion.trim()).length;
+        result.exactMatch = hits / refs.length;
+      }
+      return result;
+    });
+  } finally {
+    model.train(was);
+  }
+}
+
+function forwardLogits(model: CausalLM, b: Batch): Tensor<'f32'> {
+  return model.forward(fromStorage(b.ids, [b.B, b.T], 'i32'));
+}
+
+function batchTargets(b: Batch): Tensor {
+  return fromStorage(b.targets, [b.B, b.T], 'i32');
+}
+
+/** Writes the adapter into `output` itself: into a temporary folder first, then each file renamed into place. */
+function writeFinalAdapter(output: string, write: (dir: string) => void): void {
+  const tmp = join(output, `.tmp-adapter-${process.pid}`);
+  rmSync(tmp, { recursive: true, force: true });
+  mkdirSync(tmp, { recursive: true });
+  write(tmp);
+  for (const f of readdirSync(tmp)) renameSync(join(tmp, f), join(output, f));
+  rmSync(tmp, { recursive: true, force: true });
+}
+
+/** Which checkpoint `resume` names: a folder, or (true) the newest in `output`; null for a fresh run. */
+function resumeFrom(cfg: TrainConfig): string | null {
+  if (cfg.resume === false) return null;
+  if (typeof cfg.resume === 'string') return cfg.resume;
+  const all = listCheckpoints(cfg.output);
+  return all.length ? all[all.length - 1]!.path : null;
+}
+
+/**
+ * Fine-tunes `config.model` on `config.data` and writes the adapter (HF PEFT format), checkpoints, `metrics.jsonl`
+ * and the loss curve into `config.output`.
+ *
+ * @example
+ * ```ts
+ * import { train } from 'peftjs';
+ * const result = await train({ model: 'models/stories260K', data: 'stories.txt', output: 'out', r: 8, maxSteps: 200 });
+ * console.log(result.finalEval?.loss);
+ * ```
+ */
+export async function train(input: TrainConfigInput, hooks: TrainHooks = {}): Promise<TrainResult> {
+  const cfg = validateConfig(input as Record<string, unknown>);
+  const log = hooks.log ?? ((line: string) => process.stderr.write(line + '\n'));
+  if (cfg.threads) setNumThreads(cfg.threads);
+  const precision = cfg.precision === 'auto' ? (cpuHasBf16() ? 'bf16' : 'fp32') : cfg.precision;
+  const started = performance.now();
+
+  const tok = tokenizerFor(cfg.model);
+  const data = prepareData(tok, { ...cfg, chatTemplate: cfg.chatTemplate });
+  const r = data.report;
+  log(
+    `data: ${r.trainExamples} train / ${r.evalExamples} eval examples → ${r.trainRows} / ${r.evalRows} rows of ≤${cfg.seqLen} tokens` +
+      (r.skipped.length ? `; skipped ${r.skipped.length} malformed record(s)` : '') +
+      (r.truncated.examples ? `; truncated ${r.truncated.examples} example(s) (${r.truncated.tokens} tokens cut)` : '') +
+      (r.dropped ? `; dropped ${r.dropped} example(s) with no target tokens` : ''),
+  );
+
+  // LoRA init draws from the global generator: seed it first so the same seed gives the same adapter.
+  manualSeed(cfg.seed);
+  const model = loadCausalLM(cfg.model, { dtype: precision === 'bf16' ? 'bf16' : 'f32', onWarning: log });
+  const peft = new PeftModel(model, {
+    peft_type: cfg.method.toUpperCase(),
+    task_type: 'CAUSAL_LM',
+    base_model_name_or_path: cfg.model,
+    r: cfg.r,
+    lora_alpha: cfg.alpha,
+    lora_dropout: cfg.loraDropout,
+    target_modules: cfg.targetModules.length === 1 && cfg.targetModules[0] === 'all-linear' ? 'all-linear' : cfg.targetModules,
+  });
+  const named = peft.namedParameters().filter(([, p]) => p.requiresGrad) as [string, Tensor<'f32'>][];
+  const counts = peft.parameterCounts();
+  const isB = (name: string) => /\.lora_B\.|\.lora_embedding_B\./.test(name);
+  const groups = [
+    { params: named.filter(([n]) => !isB(n)).map(([, p]) => p), options: { lr: cfg.lr } },
+    { params: named.filter(([n]) => isB(n)).map(([, p]) => p), options: { lr: cfg.lr * cfg.loraplusLrRatio } },
+  ].filter((g) => g.params.length > 0);
+  const opt = new AdamW(groups, { beta1: cfg.beta1, beta2: cfg.beta2, eps: cfg.eps, weightDecay: cfg.weightDecay });
+  const ratios = groups.map((g) => g.options.lr / cfg.lr);
+  const tape = cfg.gradientCheckpointing ? new CheckpointTape() : null;
+  if (tape) enableCheckpointing(model, decoderLayerPaths(model), tape);
+
+  const padId = tok.padId ?? tok.eosId ?? 0;
+  const loader = new BatchLoader(data.train, cfg.batchSize, cfg.seed, true, padId);
+  const totalSteps = cfg.maxSteps ?? Math.max(1, Math.ceil((cfg.epochs * loader.batchesPerEpoch) / cfg.gradAccum));
+  const warmupSteps = cfg.warmupSteps || Math.round(cfg.warmupRatio * totalSteps);
+  mkdirSync(cfg.output, { recursive: true });
+  const metrics = new MetricsLog(join(cfg.output, METRICS_NAME));
+
+  let state: TrainerState = { step: 0, position: loader.position, rng: [], tokensSeen: 0, best: null, badEvals: 0, config: cfg };
+  const from = resumeFrom(cfg);
+  if (from) {
+    const ck = loadCheckpoint(from);
+    fillAdapterTensors(peft, 'default', readAdapterFiles(from), from);
+    for (const [name, p] of named) {
+      const mv = ck.moments.get(name);
+      if (!mv) throw new Error(`resume: ${from} has no optimizer state for ${name} (was it trained with the same targets?)`);
+      opt.state.set(p, { m: keep(fromStorage(mv.m, p.shape, 'f32')), v: keep(fromStorage(mv.v, p.shape, 'f32')) });
+    }
+    opt.stepCount = ck.state.step;
+    state = { ...ck.state, config: cfg };
+    loader.position = { ...state.position };
+    globalGenerator.setState(state.rng);
+    metrics.truncateAfter(state.step);
+    log(`resumed from ${from} at step ${state.step}`);
+  } else {
+    rmSync(metrics.path, { force: true });
+    const pct = ((100 * counts.trainable) / counts.all).toFixed(3);
+    log(`model: ${cfg.model} (${precision}); trainable params ${counts.trainable.toLocaleString('en-US')} of ${counts.all.toLocaleString('en-US')} (${pct}%)`);
+  }
+
+  const moments = (): OptimizerMoments => new Map(named.map(([n, p]) => [n, opt.state.get(p)!]));
+  const snapshot = (): TrainerState => ({ ...state, position: { ...loader.position }, rng: globalGenerator.getState() });
+  const writeAdapter = (dir: string) => savePeftModel(peft, dir, ['default']);
+  let lastCheckpoint = from ?? '';
+  const checkpoint = () => {
+    lastCheckpoint = saveCheckpoint(cfg.output, snapshot(), moments(), writeAdapter, cfg.saveTotalLimit);
+    log(`saved ${lastCheckpoint}`);
+  };
+
+  const bar = cfg.progress ? new ProgressBar(totalSteps, state.step) : null;
+  const emit = (rec: MetricsRecord) => {
+    metrics.append(rec);
+    hooks.onMetrics?.(rec);
+  };
+  let firstLoss = NaN;
+  let lastLoss = NaN;
+  let firstEval: EvalResult | undefined;
+  let lastEval: EvalResult | undefined;
+  let stoppedEarly = false;
+  let interrupted = false;
+  let runTokens = 0;
+  const runStart = performance.now();
+  const hasEval = data.eval.length > 0;
+
+  let evaluatedAt = -1;
+  const runEval = () => {
+    const e = evaluate(model, tok, data, cfg);
+    evaluatedAt = state.step;
+    firstEval ??= e;
+    lastEval = e;
+    emit({ step: state.step, eval_loss: e.loss, eval_perplexity: e.perplexity, ...(e.exactMatch === undefined ? {} : { eval_exact_match: e.exactMatch }) });
+    if (cfg.earlyStoppingMetric !== 'none') {
+      const value = cfg.earlyStoppingMetric === 'eval_loss' ? e.loss : (e.exactMatch ?? NaN);
+      const better = cfg.earlyStoppingMetric === 'eval_loss' ? (a: number, b: number) => a < b - cfg.earlyStoppingMinDelta : (a: number, b: number) => a > b + cfg.earlyStoppingMinDelta;
+      if (state.best === null || better(value, state.best)) {
+        state.best = value;
+        state.badEvals = 0;
+      } else if (++state.badEvals >= cfg.earlyStoppingPatience) stoppedEarly = true;
+    }
+  };
+
+  model.train();
+  try {
+    if (hasEval && !from) runEval();
+    while (state.step < totalSteps && !stoppedEarly) {
+      const stepStart = performance.now();
+      const lr = learningRate(state.step, { lr: cfg.lr, kind: cfg.schedule, warmupSteps, totalSteps, minLrRatio: cfg.minLrRatio });
+      opt.groups.forEach((g, i) => (g.options.lr = lr * ratios[i]!));
+      const batches = Array.from({ length: cfg.gradAccum }, () => loader.next());
+      const targets = batches.reduce((s, b) => s + b.targetTokens, 0);
+      let lossSum = 0;
+      for (const b of batches) {
+        lossSum += tidy(() => {
+          const sum = crossEntropy(forwardLogits(model, b), batchTargets(b), { reduction: 'sum' });
+          if (targets > 0) scale(sum, 1 / targets).backward();
+          tape?.backward();
+          return sum.item();
+        });
+      }
+      const gradNorm = clipGradNorm(opt.groups.flatMap((g) => g.params), cfg.maxGradNorm > 0 ? cfg.maxGradNorm : Infinity);
+      opt.step();
+      opt.zeroGrad();
+      state.step++;
+      const loss = targets > 0 ? lossSum / targets : NaN;
+      const tokens = batches.reduce((s, b) => s + b.B * b.T, 0);
+      state.tokensSeen += targets;
+      runTokens += tokens;
+      if (Number.isNaN(firstLoss)) firstLoss = loss;
+      lastLoss = loss;
+      const seconds = (performance.now() - stepStart) / 1000;
+      const tps = runTokens / ((performance.now() - runStart) / 1000);
+      if (state.step % cfg.logEvery === 0 || state.step === totalSteps)
+        emit({ step: state.step, loss, lr, grad_norm: gradNorm, tokens_per_second: tokens / seconds, epoch: loader.position.epoch + loader.position.batch / loader.batchesPerEpoch });
+      if (hasEval && cfg.evalEvery > 0 && state.step % cfg.evalEvery === 0) runEval();
+      bar?.update({ step: state.step, loss, tokensPerSecond: tps, evalLoss: lastEval?.loss });
+      if (hooks.signal?.aborted) {
+        interrupted = true;
+        break;
+      }
+      if (cfg.saveEvery > 0 && state.step % cfg.saveEvery === 0 && state.step < totalSteps) checkpoint();
+      // Let signal handlers (Ctrl-C) run between steps.
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    if (hasEval && !interrupted && evaluatedAt !== state.step) runEval();
+  } finally {
+    bar?.stop();
+    tape?.clear();
+  }
+  checkpoint();
+  writeFinalAdapter(cfg.output, writeAdapter);
+  const curvePath = join(cfg.output, CURVE_NAME);
+  writeFileSync(curvePath, lossCurveSvg(metrics.read(), `${cfg.method} r=${cfg.r} on ${cfg.model}`));
+  const seconds = (performance.now() - started) / 1000;
+  return {
+    config: cfg,
+    steps: state.step,
+    totalSteps,
+    firstLoss,
+    finalLoss: lastLoss,
+    firstEval,
+    finalEval: lastEval,
+    stoppedEarly,
+    interrupted,
+    tokensPerSecond: runTokens / ((performance.now() - runStart) / 1000),
+    seconds,
+    peakRssBytes: peakRssBytes(),
+    precision,
+    trainableParameters: counts.trainable,
+    allParameters: counts.all,
+    data: r,
+    output: cfg.output,
+    checkpoint: lastCheckpoint,
+    metricsPath: metrics.path,
+    curvePath,
+  };
+}
