@@ -1,0 +1,68 @@
+/** `peftjs inspect`: what a checkpoint holds — architecture, config summary, parameter count, named parameters. */
+import { parseArgs } from 'node:util';
+import type { Module } from '../nn/index.js';
+import { loadModel, type PretrainedModel } from '../models/index.js';
+import { UsageError, type Command } from './command.js';
+
+const usage = `usage: peftjs inspect DIR|FILE.bin [--dtype f32|bf16]
+
+Prints the architecture, a config summary, the parameter count and every module with its parameters
+(Hugging Face names, shapes and dtypes).`;
+
+/** 1234567 → '1.23M'. */
+function count(n: number): string {
+  if (n >= 1e9) return `${(n / 1e9).toFixed(2)}B`;
+  if (n >= 1e6) return `${(n / 1e6).toFixed(2)}M`;
+  if (n >= 1e3) return `${(n / 1e3).toFixed(1)}K`;
+  return String(n);
+}
+
+/** The model section: header, config summary, then each module (class) with its own parameters. */
+export function describeModel(model: PretrainedModel, source: string): string {
+  const c = model.config;
+  const params = model.namedParameters();
+  const total = params.reduce((a, [, p]) => a + p.size, 0);
+  const lines = [
+    `${source}: ${model.constructor.name} (model_type ${c.modelType})`,
+    `  vocab ${c.vocabSize}, hidden ${c.hiddenSize}, intermediate ${c.intermediateSize}, layers ${c.numLayers}, ` +
+      `heads ${c.numHeads} (kv ${c.numKvHeads}, head dim ${c.headDim}), max positions ${c.maxPositions}, ` +
+      `tied embeddings ${c.tieWordEmbeddings}, bos ${c.bosTokenId ?? '-'}, eos ${c.eosTokenIds.join('/') || '-'}`,
+    `  parameters: ${count(total)} (${total})`,
+    '',
+  ];
+  const width = Math.max(...params.map(([n]) => n.length));
+  for (const [name, m] of model.namedModules()) {
+    if (name === '') continue;
+    const own = (m as Module).namedParameters().filter(([n]) => !n.includes('.'));
+    lines.push(`${name}  ${m.constructor.name}`);
+    for (const [n, p] of own) lines.push(`  ${`${name}.${n}`.padEnd(width)}  ${p.dtype.padEnd(4)}  [${p.shape.join(', ')}]`);
+  }
+  return lines.join('\n');
+}
+
+const command: Command = {
+  summary: 'show a checkpoint: architecture, config, parameter names, shapes and dtypes',
+  usage,
+  async run(args) {
+    const { values, positionals } = parseArgs({
+      args,
+      allowPositionals: true,
+      options: {
+        dtype: { type: 'string' },
+        // `--adapter DIR` (a LoRA adapter's config and tensors) is added here by the adapter code.
+      },
+    });
+    if (positionals.length !== 1) throw new UsageError(`give exactly one checkpoint\n\n${usage}`);
+    const dtype = values.dtype ?? 'f32';
+    if (dtype !== 'f32' && dtype !== 'bf16') throw new UsageError(`--dtype must be f32 or bf16, got '${dtype}'`);
+    const source = positionals[0]!;
+    const model = loadModel(source, { dtype });
+    const sections = [describeModel(model, source)];
+    // An adapter section (`describeAdapter`) goes here when `--adapter` is given.
+    console.log(sections.join('\n\n'));
+    model.dispose();
+    return 0;
+  },
+};
+
+export default command;
