@@ -7,6 +7,8 @@
  * the built module tree's parameter names are exactly the tensors it read.
  */
 import type { ConfigReader } from './config.js';
+import { bertArchitecture, distilBertArchitecture } from './bert.js';
+import { gpt2Architecture } from './gpt2.js';
 import { llamaArchitecture } from './llama.js';
 import type { PretrainedModel, WeightSource } from './types.js';
 
@@ -19,7 +21,7 @@ export interface Architecture {
   readonly ignoreUnexpected?: readonly RegExp[];
 }
 
-export const ARCHITECTURES: readonly Architecture[] = [llamaArchitecture];
+export const ARCHITECTURES: readonly Architecture[] = [llamaArchitecture, gpt2Architecture, bertArchitecture, distilBertArchitecture];
 
 /** Every supported `model_type`. */
 export function supportedModelTypes(): string[] {
