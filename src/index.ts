@@ -5,3 +5,4 @@
 export * from './engine/index.js';
 export * from './nn/index.js';
 export * from './models/index.js';
+export * from './peft/index.js';
