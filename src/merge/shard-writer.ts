@@ -1,0 +1,165 @@
+/**
+ * An out-of-core safetensors writer: the output's tensor names, dtypes and shapes are known before any data, so
+ * the shard layout and every header are fixed up front and each tensor is written at its final offset the moment
+ * it is produced. Nothing is buffered: memory is one tensor, whatever the shard size. Each shard is written to a
+ * temporary file and renamed into place once all its tensors are in; the index (when there are several shards)
+ * is written last. One shard is saved as `model.safetensors`, several as `model-0000i-of-0000N.safetensors` plus
+ * `model.safetensors.index.json`, as transformers does.
+ */
+import { closeSync, fsyncSync, mkdirSync, openSync, renameSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
+import { join } from 'node:path';
+import { dtypeSize, SafetensorsError, type SafeArray, type SafeDType } from '../io/safetensors.js';
+import { SAFE_WEIGHTS_INDEX_NAME, SAFE_WEIGHTS_NAME } from '../io/sharded.js';
+
+/** One output tensor's declaration. */
+export interface TensorSpec {
+  name: string;
+  dtype: SafeDType;
+  shape: readonly number[];
+}
+
+interface Placement {
+  shard: number;
+  /** Absolute byte offset of the tensor's data in its shard file. */
+  offset: number;
+  bytes: number;
+}
+
+interface Shard {
+  file: string;
+  tmp: string;
+  fd: number;
+  pending: number;
+  headerBytes: Uint8Array;
+  names: string[];
+}
+
+const IO_CHUNK = 1 << 30;
+
+/** Writes a checkpoint tensor by tensor, in any order, into pre-planned shards of at most `maxShardBytes` data bytes. */
+export class ShardWriter {
+  private readonly place = new Map<string, Placement>();
+  private readonly shards: Shard[] = [];
+  private readonly written = new Set<string>();
+  private readonly specs: Map<string, TensorSpec>;
+  /** Sum of all tensors' data bytes. */
+  readonly totalBytes: number;
+
+  constructor(
+    readonly dir: string,
+    specs: readonly TensorSpec[],
+    maxShardBytes: number,
+    metadata: Record<string, string> = { format: 'pt' },
+  ) {
+    if (!Number.isSafeInteger(maxShardBytes) || maxShardBytes <= 0) throw new Error(`ShardWriter: maxShardBytes must be a positive integer, got ${maxShardBytes}`);
+    // Greedy grouping in order, as writeShardedSafetensors does: a tensor larger than the limit gets its own shard.
+    const groups: TensorSpec[][] = [];
+    let bytes = 0;
+    for (const spec of specs) {
+      const size = specBytes(spec);
+      if (groups.length === 0 || (bytes + size > maxShardBytes && groups[groups.length - 1].length > 0)) {
+        groups.push([]);
+        bytes = 0;
+      }
+      groups[groups.length - 1].push(spec);
+      bytes += size;
+    }
+    if (groups.length === 0) groups.push([]);
+    mkdirSync(dir, { recursive: true });
+    const pad = (i: number) => String(i).padStart(5, '0');
+    groups.forEach((group, s) => {
+      const file = groups.length === 1 ? SAFE_WEIGHTS_NAME : `model-${pad(s + 1)}-of-${pad(groups.length)}.safetensors`;
+      // Data widest dtype first (so every tensor is aligned to its element size), header in the given order.
+      const layout = [...group].sort((a, b) => dtypeSize(b.dtype) - dtypeSize(a.dtype));
+      const begin = new Map<string, number>();
+      let off = 0;
+      for (const spec of layout) {
+        begin.set(spec.name, off);
+        off += specBytes(spec);
+      }
+      const parts = [`"__metadata__":${JSON.stringify(metadata)}`];
+      for (const { name, dtype, shape } of group) {
+        const b = begin.get(name)!;
+        parts.push(`${JSON.stringify(name)}:{"dtype":"${dtype}","shape":[${shape.join(',')}],"data_offsets":[${b},${b + specBytes({ name, dtype, shape })}]}`);
+      }
+      const json = new TextEncoder().encode(`{${parts.join(',')}}`);
+      const headerLength = Math.ceil(json.length / 8) * 8;
+      const headerBytes = new Uint8Array(8 + headerLength).fill(0x20);
+      new DataView(headerBytes.buffer).setBigUint64(0, BigInt(headerLength), true);
+      headerBytes.set(json, 8);
+      for (const spec of group) {
+        if (this.place.has(spec.name)) throw new SafetensorsError(join(dir, file), spec.name, 'duplicate tensor name');
+        this.place.set(spec.name, { shard: s, offset: headerBytes.length + begin.get(spec.name)!, bytes: specBytes(spec) });
+      }
+      this.shards.push({ file, tmp: join(dir, `${file}.tmp-${process.pid}`), fd: -1, pending: group.length, headerBytes, names: group.map((g) => g.name) });
+    });
+    this.totalBytes = specs.reduce((a, s) => a + specBytes(s), 0);
+    this.specs = new Map(specs.map((s) => [s.name, s]));
+  }
+
+  /** Output file names, in order. */
+  get files(): string[] {
+    return this.shards.map((s) => s.file);
+  }
+
+  /** Writes `name`'s data (its declared dtype and element count); closes its shard when it was the last one. */
+  write(name: string, data: SafeArray): void {
+    const p = this.place.get(name);
+    const spec = this.specs.get(name);
+    if (p === undefined || spec === undefined) throw new Error(`ShardWriter: tensor ${JSON.stringify(name)} was not declared`);
+    if (this.written.has(name)) throw new Error(`ShardWriter: tensor ${JSON.stringify(name)} written twice`);
+    if (data.byteLength !== p.bytes) throw new Error(`ShardWriter: tensor ${JSON.stringify(name)} ([${spec.shape}] ${spec.dtype}) needs ${p.bytes} bytes, got ${data.byteLength}`);
+    const shard = this.shards[p.shard];
+    if (shard.fd < 0) {
+      shard.fd = openSync(shard.tmp, 'w');
+      writeAt(shard.fd, shard.headerBytes, 0);
+    }
+    writeAt(shard.fd, new Uint8Array(data.buffer, data.byteOffset, data.byteLength), p.offset);
+    this.written.add(name);
+    if (--shard.pending === 0) this.closeShard(shard);
+  }
+
+  private closeShard(shard: Shard): void {
+    if (shard.fd < 0) {
+      shard.fd = openSync(shard.tmp, 'w');
+      writeAt(shard.fd, shard.headerBytes, 0);
+    }
+    fsyncSync(shard.fd);
+    closeSync(shard.fd);
+    shard.fd = -1;
+    renameSync(shard.tmp, join(this.dir, shard.file));
+  }
+
+  /** Checks that every tensor was written, closes an empty checkpoint's shard and writes the index (several shards). */
+  finish(): void {
+    const missing = [...this.place.keys()].filter((n) => !this.written.has(n));
+    if (missing.length) throw new Error(`ShardWriter: ${missing.length} tensors never written, e.g. ${JSON.stringify(missing[0])}`);
+    for (const s of this.shards) if (s.pending === 0 && s.names.length === 0) this.closeShard(s);
+    if (this.shards.length === 1) return;
+    const weightMap: Record<string, string> = {};
+    for (const s of this.shards) for (const n of s.names) weightMap[n] = s.file;
+    const json = JSON.stringify({ metadata: { total_size: this.totalBytes }, weight_map: weightMap }, null, 2) + '\n';
+    writeFileSync(join(this.dir, SAFE_WEIGHTS_INDEX_NAME), json);
+  }
+
+  /** Closes and removes unfinished temporary shard files (after an error). */
+  abort(): void {
+    for (const s of this.shards) {
+      if (s.fd >= 0) closeSync(s.fd);
+      s.fd = -1;
+      try {
+        unlinkSync(s.tmp);
+      } catch {
+        // never opened, or already renamed
+      }
+    }
+  }
+}
+
+function specBytes(spec: TensorSpec): number {
+  return spec.shape.reduce((a, d) => a * d, 1) * dtypeSize(spec.dtype);
+}
+
+function writeAt(fd: number, bytes: Uint8Array, position: number): void {
+  for (let done = 0; done < bytes.length; ) done += writeSync(fd, bytes, done, Math.min(IO_CHUNK, bytes.length - done), position + done);
+}

@@ -1,0 +1,36 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { main } from '../../src/cli/main.js';
+import { writeSafetensors } from '../../src/io/safetensors.js';
+import { openCheckpointTensors } from '../../src/io/sharded.js';
+
+test('peftjs merge CONFIG --out DIR runs a config with relative paths; bad configs exit 1 naming the key', async () => {
+  const tmp = mkdtempSync(join(tmpdir(), 'peftjs-merge-cli-'));
+  try {
+    for (const [name, v] of [['m1', 1], ['m2', 5]] as const) {
+      writeSafetensors(join(tmp, `${name}.safetensors`), { w: { dtype: 'F32', shape: [3], data: new Float32Array([v, 2 * v, 0]) } });
+    }
+    writeFileSync(join(tmp, 'cfg.yaml'), 'merge_method: linear\nmodels:\n  - {model: m1.safetensors, parameters: {weight: 3}}\n  - {model: m2.safetensors, parameters: {weight: 1}}\n');
+    const out = join(tmp, 'out');
+    assert.equal(await main(['merge', join(tmp, 'cfg.yaml'), '--out', out, '--quiet']), 0);
+    const src = openCheckpointTensors(out);
+    assert.deepEqual(src.read('w'), new Float32Array([2, 4, 0]));
+    src.close();
+    writeFileSync(join(tmp, 'bad.yaml'), 'merge_method: linear\nmodels: [{model: m1.safetensors, parameters: {weight: 1}}]\nlayer_stack: 1\n');
+    const errors: string[] = [];
+    const orig = console.error;
+    console.error = (m: string) => errors.push(m);
+    try {
+      assert.equal(await main(['merge', join(tmp, 'bad.yaml'), '--out', out]), 1);
+    } finally {
+      console.error = orig;
+    }
+    assert.match(errors.join('\n'), /layer_stack: unsupported key/);
+    assert.equal(await main(['merge', join(tmp, 'cfg.yaml')]).catch(() => -1), 2, 'missing --out is a usage error');
+  } finally {
+    rmSync(tmp, { recursive: true, force: true });
+  }
+});
