@@ -47,7 +47,7 @@ export const trainConfigSchema = z
     evalEvery: int(0).default(0).describe('evaluate every N steps (0: only at the end)'),
     evalBatches: int(0).default(0).describe('limit evaluation to N batches (0: all)'),
     evalGenerate: int(0).default(16).describe('exact-match eval: greedy-generate this many references (0: off)'),
-    maxNewTokens: int().default(64).describe('generation length for exact-match eval'),
+    maxNewTokens: int().default(64).describe('longest completion generated for exact-match eval'),
     earlyStoppingMetric: z.enum(['none', 'eval_loss', 'eval_exact_match']).default('none').describe('metric that stops training'),
     earlyStoppingPatience: int().default(3).describe('evaluations without improvement before stopping'),
     earlyStoppingMinDelta: z.number().min(0).default(0).describe('smallest change that counts as improvement'),

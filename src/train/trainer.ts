@@ -53,7 +53,10 @@ export interface TrainHooks {
 export interface EvalResult {
   loss: number;
   perplexity: number;
-  /** Exact-match accuracy of greedy generations against the references (when the eval data has them). */
+  /**
+   * Exact-match accuracy (when the eval data has prompt/completion records): the share of prompts whose greedy
+   * continuation reproduces the completion's tokens exactly.
+   */
   exactMatch?: number;
 }
 
@@ -125,8 +128,10 @@ export function evaluate(model: CausalLM, tok: Tokenizer, data: PreparedData, cf
       const result: EvalResult = { loss, perplexity: Math.exp(loss) };
       const refs = data.references.slice(0, cfg.evalGenerate);
       if (refs.length > 0) {
-        const gens = generate(model, tok, refs.map((r) => r.promptIds), { maxNewTokens: cfg.maxNewTokens });
-        const hits = gens.filter((g, i) => g.text.trim() === refs[i]!.completion.trim()).length;
+        // Greedy decoding must reproduce the completion's tokens exactly (EOS not required: the length is known).
+        const maxNewTokens = Math.min(cfg.maxNewTokens, Math.max(...refs.map((r) => r.completionIds.length)));
+        const gens = generate(model, tok, refs.map((r) => r.promptIds), { maxNewTokens });
+        const hits = gens.filter((g, i) => refs[i]!.completionIds.every((id, j) => g.ids[j] === id)).length;
         result.exactMatch = hits / refs.length;
       }
       return result;

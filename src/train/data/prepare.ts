@@ -3,7 +3,7 @@ import type { Tokenizer } from '../../io/tokenizer.js';
 import { readExamples, type DataFormat, type Example, type Source } from './formats.js';
 import { buildRows, type Row } from './pack.js';
 import { trainEvalSplit } from './split.js';
-import { tokenizeExample, type TokenizeOptions } from './tokenize.js';
+import { tokenizeExample, type Reference, type TokenizeOptions } from './tokenize.js';
 
 export interface DataOptions extends TokenizeOptions {
   data: string | string[];
@@ -36,7 +36,7 @@ export interface PreparedData {
   train: Row[];
   eval: Row[];
   /** Eval prompts with the completion greedy generation should reproduce (prompt/completion records only). */
-  references: { promptIds: number[]; completion: string }[];
+  references: Reference[];
   report: DataReport;
 }
 

@@ -14,7 +14,13 @@ export interface TokenizedExample {
   mask: Uint8Array;
   source: Source;
   /** For prompt/completion records: what greedy generation from the prompt should produce (exact-match eval). */
-  reference?: { promptIds: number[]; completion: string };
+  reference?: Reference;
+}
+
+/** A prompt and the completion tokens (EOS excluded) greedy generation should reproduce. */
+export interface Reference {
+  promptIds: number[];
+  completionIds: number[];
 }
 
 export interface TokenizeOptions {
@@ -68,8 +74,9 @@ export function tokenizeExample(tok: Tokenizer, ex: Example, opts: TokenizeOptio
     case 'completion': {
       const prompt = tok.encode(ex.prompt);
       const r = encodePieces(tok, [{ text: ex.completion, target: true }]);
+      const completionIds = r.ids.slice();
       const out = finish({ ids: [...prompt, ...r.ids], mask: [...prompt.map(() => (all ? 1 : 0)), ...r.mask] }, true);
-      return { ...out, source: ex.source, reference: { promptIds: prompt, completion: ex.completion } };
+      return { ...out, source: ex.source, reference: { promptIds: prompt, completionIds } };
     }
     case 'chat': {
       // Split the rendered conversation at the start and end of every assistant turn.
