@@ -105,8 +105,8 @@ export function findTargetModules(model: Module, config: TargetConfig): string[]
   for (const [name] of model.namedModules()) {
     if (!name || inside.has(name)) continue;
     const r = checkTargetModuleExists(config, name);
-    if (r === 'excluded') excluded++;
-    else if (r) found.push(name);
+    if (r === true) found.push(name);
+    else if (r === 'excluded' && checkTargetModuleExists({ ...config, exclude_modules: null, modules_to_save: null }, name) === true) excluded++;
   }
   if (found.length === 0) {
     const what = `target_modules ${JSON.stringify(config.target_modules)}${config.layers_to_transform !== null ? ` (layers_to_transform ${JSON.stringify(config.layers_to_transform)})` : ''}`;
