@@ -138,20 +138,18 @@ export class BatchLoraLinear extends Module {
   }
 }
 
+/** The Linears of `model` that can take adapters: every one but the output head (`lm_head`), by dotted name. */
+export function batchLoraTargets(model: Module): [string, Linear][] {
+  return model.namedModules().filter((e): e is [string, Linear] => e[1] instanceof Linear && e[0] !== 'lm_head' && !e[0].endsWith('.lm_head'));
+}
+
 /**
- * Wraps every Linear of `model` whose dotted name passes `isTarget` (default: all but `lm_head`) in a
- * {@link BatchLoraLinear} sharing `routing`; returns the pools by module name.
+ * Wraps every {@link batchLoraTargets} Linear of `model` in a {@link BatchLoraLinear} sharing `routing`, with pools
+ * of `slots` adapters and `capacityRanks` rank rows; returns the pools by module name.
  */
-export function injectBatchLora(
-  model: Module,
-  routing: LoraRouting,
-  slots: number,
-  capacityRanks: number,
-  isTarget: (name: string) => boolean = (n) => n !== 'lm_head' && !n.endsWith('.lm_head'),
-): Map<string, LoraPool> {
+export function injectBatchLora(model: Module, routing: LoraRouting, slots: number, capacityRanks: number): Map<string, LoraPool> {
   const pools = new Map<string, LoraPool>();
-  for (const [name, m] of model.namedModules()) {
-    if (!(m instanceof Linear) || !isTarget(name)) continue;
+  for (const [name, m] of batchLoraTargets(model)) {
     const pool = new LoraPool(m.inFeatures, m.outFeatures, slots, capacityRanks);
     model.setModule(name, new BatchLoraLinear(m, pool, routing));
     pools.set(name, pool);
