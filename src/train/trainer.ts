@@ -228,6 +228,8 @@ export async function train(input: TrainConfigInput, hooks: TrainHooks = {}): Pr
 
   let state: TrainerState = { step: 0, position: loader.position, rng: [], tokensSeen: 0, best: null, badEvals: 0, config: cfg };
   const from = resumeFrom(cfg);
+  // Temporary folders of a killed run are incomplete by construction.
+  for (const f of readdirSync(cfg.output)) if (f.startsWith('.tmp-')) rmSync(join(cfg.output, f), { recursive: true, force: true });
   if (from) {
     const ck = loadCheckpoint(from);
     fillAdapterTensors(peft, 'default', readAdapterFiles(from), from);
