@@ -2,12 +2,15 @@
 import { parseArgs } from 'node:util';
 import type { Module } from '../nn/index.js';
 import { loadModel, type PretrainedModel } from '../models/index.js';
+import { formatAdapterSummary } from '../peft/inspect.js';
 import { UsageError, type Command } from './command.js';
 
-const usage = `usage: peftjs inspect DIR|FILE.bin [--dtype f32|bf16]
+const usage = `usage: peftjs inspect DIR|FILE.bin [--dtype f32|bf16] [--adapter ADAPTER_DIR]
+       peftjs inspect --adapter ADAPTER_DIR
 
 Prints the architecture, a config summary, the parameter count and every module with its parameters
-(Hugging Face names, shapes and dtypes).`;
+(Hugging Face names, shapes and dtypes). With --adapter, also (or only) a HF PEFT adapter: its config, target
+modules, ranks and parameter count.`;
 
 /** 1234567 → '1.23M'. */
 function count(n: number): string {
@@ -49,18 +52,21 @@ const command: Command = {
       allowPositionals: true,
       options: {
         dtype: { type: 'string' },
-        // `--adapter DIR` (a LoRA adapter's config and tensors) is added here by the adapter code.
+        adapter: { type: 'string' },
       },
     });
-    if (positionals.length !== 1) throw new UsageError(`give exactly one checkpoint\n\n${usage}`);
+    if (positionals.length > 1 || (positionals.length === 0 && !values.adapter)) throw new UsageError(`give exactly one checkpoint\n\n${usage}`);
     const dtype = values.dtype ?? 'f32';
     if (dtype !== 'f32' && dtype !== 'bf16') throw new UsageError(`--dtype must be f32 or bf16, got '${dtype}'`);
-    const source = positionals[0]!;
-    const model = loadModel(source, { dtype });
-    const sections = [describeModel(model, source)];
-    // An adapter section (`describeAdapter`) goes here when `--adapter` is given.
+    const sections: string[] = [];
+    const source = positionals[0];
+    if (source !== undefined) {
+      const model = loadModel(source, { dtype });
+      sections.push(describeModel(model, source));
+      model.dispose();
+    }
+    if (values.adapter) sections.push(formatAdapterSummary(values.adapter));
     console.log(sections.join('\n\n'));
-    model.dispose();
     return 0;
   },
 };
