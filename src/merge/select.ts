@@ -7,39 +7,45 @@
  */
 
 const ABS = 0x7fffffff;
-/** Radix levels over the 31 magnitude bits: [shift, width] from the most significant bits down. */
-const LEVELS: [number, number][] = [
-  [20, 11],
+/** Radix levels below the first (which is bits 20–30): [shift, width]. */
+const LOWER_LEVELS: [number, number][] = [
   [10, 10],
   [0, 10],
 ];
 
 /**
  * The magnitude bits of the entry of ascending rank `rank` (0 ≤ rank < n) and how many entries are strictly
- * smaller in magnitude.
+ * smaller in magnitude. One histogram pass over the top 11 magnitude bits, one pass collecting the entries of the
+ * chosen bucket, then the lower 20 bits are resolved on those candidates only.
  */
 export function magnitudeAtRank(x: Float32Array, rank: number): { bits: number; less: number } {
   const bits = new Uint32Array(x.buffer, x.byteOffset, x.length);
-  if (!(rank >= 0 && rank < bits.length)) throw new RangeError(`magnitudeAtRank: rank ${rank} outside [0, ${bits.length})`);
-  let prefix = 0; // bits fixed so far (above the current level)
-  let prefixShift = 31; // entries match when (b & ABS) >>> prefixShift === prefix >>> prefixShift
-  let less = 0;
-  let remaining = rank;
-  for (const [shift, width] of LEVELS) {
-    const hist = new Float64Array(1 << width);
+  const n = bits.length;
+  if (!(rank >= 0 && rank < n)) throw new RangeError(`magnitudeAtRank: rank ${rank} outside [0, ${n})`);
+  const top = new Float64Array(2048);
+  for (let i = 0; i < n; i++) top[(bits[i] & ABS) >>> 20]++;
+  let remaining = rank, less = 0, bucket = 0;
+  while (remaining >= top[bucket]) {
+    remaining -= top[bucket];
+    less += top[bucket++];
+  }
+  let candidates = new Uint32Array(top[bucket]);
+  for (let i = 0, c = 0; i < n; i++) {
+    const b = bits[i] & ABS;
+    if (b >>> 20 === bucket) candidates[c++] = b;
+  }
+  let prefix = bucket << 20;
+  for (const [shift, width] of LOWER_LEVELS) {
     const mask = (1 << width) - 1;
-    for (let i = 0; i < bits.length; i++) {
-      const b = bits[i] & ABS;
-      if (prefixShift === 31 || b >>> prefixShift === prefix >>> prefixShift) hist[(b >>> shift) & mask]++;
+    const hist = new Float64Array(1 << width);
+    for (const b of candidates) hist[(b >>> shift) & mask]++;
+    let sub = 0;
+    while (remaining >= hist[sub]) {
+      remaining -= hist[sub];
+      less += hist[sub++];
     }
-    let bucket = 0;
-    while (remaining >= hist[bucket]) {
-      remaining -= hist[bucket];
-      less += hist[bucket];
-      bucket++;
-    }
-    prefix |= bucket << shift;
-    prefixShift = shift;
+    prefix |= sub << shift;
+    candidates = candidates.filter((b) => ((b >>> shift) & mask) === sub);
   }
   return { bits: prefix >>> 0, less };
 }

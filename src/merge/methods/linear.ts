@@ -1,4 +1,5 @@
 /** Linear merging (Wortsman et al., "Model soups", 2022): the weighted average of the models' tensors. */
+import { backend } from '../../engine/index.js';
 
 /** Options of {@link linear}. */
 export interface LinearOptions {
@@ -20,13 +21,12 @@ export function linearInto(out: Float32Array, tensors: readonly Float32Array[], 
   if (weights.length !== tensors.length) throw new Error(`linear: ${tensors.length} tensors but ${weights.length} weights`);
   const total = weights.reduce((a, w) => a + w, 0);
   const scale = (opts.normalize ?? true) && Math.abs(total) > 1e-8 ? 1 / total : 1;
-  const w = weights.map((x) => x * scale);
-  // Accumulate in f64 per element so the result does not depend on where `out` aliases an input.
-  for (let i = 0; i < n; i++) {
-    let acc = 0;
-    for (let j = 0; j < tensors.length; j++) acc += w[j] * tensors[j][i];
-    out[i] = acc;
-  }
+  // Scale the first term into a temporary when `out` aliases a later input, then accumulate with the backend's axpy.
+  const aliased = tensors.indexOf(out) > 0;
+  const acc = aliased ? new Float32Array(n) : out;
+  backend().affine(tensors[0], acc, n, weights[0] * scale, 0);
+  for (let j = 1; j < tensors.length; j++) backend().axpy(tensors[j], acc, n, weights[j] * scale);
+  if (aliased) out.set(acc);
   return out;
 }
 

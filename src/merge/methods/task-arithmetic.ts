@@ -4,6 +4,7 @@
  * optionally filtered by a sign consensus, summed, optionally divided by the weight that contributed, scaled by λ
  * and added to the base.
  */
+import { backend } from '../../engine/index.js';
 import { checkSameLength } from './linear.js';
 
 /** How to elect the sign of each entry (TIES "elect"): by the sign of Σ wᵢτᵢ (`sum`, the paper's) or by majority count. */
@@ -29,7 +30,7 @@ export function taskVectors(base: Float32Array, models: readonly Float32Array[])
 
 /** θ − θ_base written over θ (`model`); returns it. */
 export function subtractInPlace(model: Float32Array, base: Float32Array): Float32Array {
-  for (let i = 0; i < model.length; i++) model[i] -= base[i];
+  backend().axpy(base, model, model.length, -1);
   return model;
 }
 
@@ -54,30 +55,31 @@ export function combineTaskVectors(
   const normalize = opts.normalize ?? false;
   const consensus = opts.consensus ?? null;
   const total = w.reduce((a, x) => a + x, 0);
-  const plainDivisor = normalize && Math.abs(total) >= 1e-8 ? total : 1;
+  if (consensus === null) {
+    // A plain weighted sum: the backend's vectorised, threaded axpy.
+    const scale = lambda / (normalize && Math.abs(total) >= 1e-8 ? total : 1);
+    if (out !== base) out.set(base);
+    deltas.forEach((d, j) => backend().axpy(d, out, n, scale * w[j]));
+    return out;
+  }
+  const wj = Float64Array.from(w);
+  const bySum = consensus === 'sum';
   for (let i = 0; i < n; i++) {
-    let acc = 0;
-    let divisor = plainDivisor;
-    if (consensus === null) {
-      for (let j = 0; j < k; j++) acc += w[j] * deltas[j][i];
-    } else {
-      let vote = 0;
-      for (let j = 0; j < k; j++) {
-        const v = w[j] * deltas[j][i];
-        vote += consensus === 'sum' ? v : Math.sign(v);
-      }
-      const elected = vote >= 0 ? 1 : -1;
-      let agreeing = 0;
-      for (let j = 0; j < k; j++) {
-        const v = w[j] * deltas[j][i];
-        if (Math.sign(v) === elected) {
-          acc += v;
-          agreeing += w[j];
-        }
-      }
-      divisor = normalize && agreeing !== 0 ? agreeing : 1;
+    let vote = 0;
+    for (let j = 0; j < k; j++) {
+      const v = wj[j] * deltas[j][i];
+      vote += bySum ? v : v > 0 ? 1 : v < 0 ? -1 : 0;
     }
-    out[i] = base[i] + (lambda * acc) / divisor;
+    const positive = vote >= 0;
+    let acc = 0, agreeing = 0;
+    for (let j = 0; j < k; j++) {
+      const v = wj[j] * deltas[j][i];
+      if (positive ? v > 0 : v < 0) {
+        acc += v;
+        agreeing += wj[j];
+      }
+    }
+    out[i] = base[i] + (lambda * acc) / (normalize && agreeing !== 0 ? agreeing : 1);
   }
   return out;
 }

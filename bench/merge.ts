@@ -1,0 +1,138 @@
+/**
+ * Out-of-core merge throughput and memory: generates a base and two fine-tuned bf16 checkpoints (~0.5 GB each,
+ * llama-shaped, sharded), measures the disk's sequential read speed with the page cache dropped, then runs a
+ * linear merge (2 models) and a TIES merge (base + 2 models), each in a fresh process with a cold page cache, and
+ * reports GB/s of checkpoint bytes read against the disk speed (goal ≥ 80%) and the peak RSS against 3× the
+ * largest tensor (in f32, the unit merges compute in) plus one output shard.
+ *
+ * Run: `npm run bench:merge` (or `node --import tsx bench/merge.ts [--layers N] [--dir DIR]`). Dropping the page
+ * cache needs root; without it the numbers are for cached reads and say so.
+ */
+import { spawnSync } from 'node:child_process';
+import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { ShardWriter, type TensorSpec } from '../src/merge/shard-writer.js';
+import { fromF32 } from '../src/merge/dtype.js';
+import { parseMergeConfig, runMerge } from '../src/merge/config.js';
+
+const HIDDEN = 2048, INTER = 5632, VOCAB = 32000;
+const SHARD_BYTES = 256_000_000;
+
+function specs(layers: number): TensorSpec[] {
+  const s: TensorSpec[] = [{ name: 'model.embed_tokens.weight', dtype: 'BF16', shape: [VOCAB, HIDDEN] }];
+  for (let l = 0; l < layers; l++) {
+    const p = `model.layers.${l}.`;
+    for (const proj of ['q_proj', 'k_proj', 'v_proj', 'o_proj']) s.push({ name: `${p}self_attn.${proj}.weight`, dtype: 'BF16', shape: [HIDDEN, HIDDEN] });
+    s.push({ name: `${p}mlp.gate_proj.weight`, dtype: 'BF16', shape: [INTER, HIDDEN] });
+    s.push({ name: `${p}mlp.up_proj.weight`, dtype: 'BF16', shape: [INTER, HIDDEN] });
+    s.push({ name: `${p}mlp.down_proj.weight`, dtype: 'BF16', shape: [HIDDEN, INTER] });
+    s.push({ name: `${p}input_layernorm.weight`, dtype: 'BF16', shape: [HIDDEN] });
+    s.push({ name: `${p}post_attention_layernorm.weight`, dtype: 'BF16', shape: [HIDDEN] });
+  }
+  s.push({ name: 'model.norm.weight', dtype: 'BF16', shape: [HIDDEN] });
+  return s;
+}
+
+/** Deterministic pseudo-normal-ish values: the base's are seeded by the tensor index, a model adds a small delta. */
+function values(n: number, tensorSeed: number, modelSeed: number): Float32Array {
+  const out = new Float32Array(n);
+  let a = (tensorSeed * 2654435761) >>> 0 || 1, b = (modelSeed * 40503 + tensorSeed * 97) >>> 0 || 7;
+  for (let i = 0; i < n; i++) {
+    a ^= a << 13; a ^= a >>> 17; a ^= a << 5; a >>>= 0;
+    let v = ((a & 0xffff) - 32768) / 32768 * 0.05;
+    if (modelSeed > 0) {
+      b ^= b << 13; b ^= b >>> 17; b ^= b << 5; b >>>= 0;
+      v += ((b & 0xffff) - 32768) / 32768 * 0.002;
+    }
+    out[i] = v;
+  }
+  return out;
+}
+
+function generate(dir: string, layers: number, modelSeed: number): void {
+  const list = specs(layers);
+  const w = new ShardWriter(dir, list, SHARD_BYTES);
+  list.forEach((s, t) => w.write(s.name, fromF32(values(s.shape.reduce((x, y) => x * y, 1), t + 1, modelSeed), 'BF16')));
+  w.finish();
+  writeFileSync(join(dir, 'config.json'), JSON.stringify({ architectures: ['LlamaForCausalLM'], num_hidden_layers: layers, hidden_size: HIDDEN, torch_dtype: 'bfloat16' }));
+}
+
+function dropCaches(): boolean {
+  try {
+    spawnSync('sync');
+    writeFileSync('/proc/sys/vm/drop_caches', '3');
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Sequential read speed of every file under `dirs` in 16 MiB reads (GB/s). */
+function readSpeed(dirs: string[]): number {
+  const buf = Buffer.allocUnsafe(16 << 20);
+  let bytes = 0;
+  const t0 = performance.now();
+  for (const d of dirs) {
+    for (const f of readdirSync(d).filter((x) => x.endsWith('.safetensors'))) {
+      const fd = openSync(join(d, f), 'r');
+      for (let n; (n = readSync(fd, buf, 0, buf.length, null)) > 0; ) bytes += n;
+      closeSync(fd);
+    }
+  }
+  return bytes / 1e9 / ((performance.now() - t0) / 1000);
+}
+
+const dirSize = (d: string) => readdirSync(d).reduce((a, f) => a + statSync(join(d, f)).size, 0);
+
+function child(method: string, root: string): void {
+  const base = join(root, 'base'), a = join(root, 'a'), b = join(root, 'b');
+  const yaml =
+    method === 'linear'
+      ? `merge_method: linear\nmodels:\n  - {model: ${a}, parameters: {weight: 1}}\n  - {model: ${b}, parameters: {weight: 1}}\n`
+      : `merge_method: ties\nbase_model: ${base}\nmodels:\n  - {model: ${a}, parameters: {weight: 1, density: 0.5}}\n  - {model: ${b}, parameters: {weight: 1, density: 0.5}}\n`;
+  const out = join(root, `out-${method}`);
+  const r = runMerge(parseMergeConfig(yaml), out, { maxShardBytes: SHARD_BYTES });
+  process.stdout.write(JSON.stringify(r) + '\n');
+  rmSync(out, { recursive: true, force: true });
+}
+
+function main(): void {
+  const args = process.argv.slice(2);
+  const opt = (name: string, fallback: string) => (args.includes(name) ? args[args.indexOf(name) + 1] : fallback);
+  if (args[0] === '--child') return child(args[1], args[2]);
+  const layers = Number(opt('--layers', '4'));
+  const root = opt('--dir', join(tmpdir(), 'peftjs-bench-merge'));
+  mkdirSync(root, { recursive: true });
+  for (const [name, seed] of [['base', 0], ['a', 1], ['b', 2]] as const) {
+    const d = join(root, name);
+    if (!existsSync(join(d, 'config.json'))) {
+      process.stderr.write(`generating ${d} …\n`);
+      generate(d, layers, seed);
+    }
+  }
+  const cold = dropCaches();
+  const disk = readSpeed([join(root, 'a'), join(root, 'b')]);
+  const list = specs(layers);
+  const largestF32 = Math.max(...list.map((s) => s.shape.reduce((x, y) => x * y, 1) * 4));
+  console.log(`checkpoints: 3 × ${(dirSize(join(root, 'base')) / 1e9).toFixed(2)} GB bf16, ${layers} layers, largest tensor ${(largestF32 / 4 / 1e6).toFixed(1)}M params`);
+  console.log(`disk sequential read (${cold ? 'page cache dropped' : 'CACHED — not root, cannot drop caches'}): ${disk.toFixed(2)} GB/s`);
+  console.log('| merge | inputs | GB read | seconds | GB/s | vs disk | peak RSS | 3×largest(f32)+shard | within |');
+  console.log('|---|---|---|---|---|---|---|---|---|');
+  for (const method of ['linear', 'ties']) {
+    dropCaches();
+    const r = spawnSync(process.execPath, ['--import', 'tsx', fileURLToPath(import.meta.url), '--child', method, root], { encoding: 'utf8' });
+    if (r.status !== 0) throw new Error(`${method} merge failed:\n${r.stderr}`);
+    const rep = JSON.parse(r.stdout.trim().split('\n').pop()!) as { bytesRead: number; seconds: number; peakRssBytes: number };
+    const gbps = rep.bytesRead / 1e9 / rep.seconds;
+    const bound = 3 * largestF32 + SHARD_BYTES;
+    console.log(
+      `| ${method} | ${method === 'linear' ? 'a, b' : 'base, a, b'} | ${(rep.bytesRead / 1e9).toFixed(2)} | ${rep.seconds.toFixed(2)} | ${gbps.toFixed(2)} | ${((100 * gbps) / disk).toFixed(0)}% | ` +
+        `${(rep.peakRssBytes / 1e9).toFixed(2)} GB | ${(bound / 1e9).toFixed(2)} GB | ${rep.peakRssBytes <= bound ? 'yes' : 'no'} |`,
+    );
+  }
+  if (!args.includes('--keep')) rmSync(root, { recursive: true, force: true });
+}
+
+main();
