@@ -17,7 +17,7 @@ import type { SlotKVCache } from './kv-pool.js';
 
 /** Sampling settings of one request (HF / OpenAI semantics). */
 export interface SamplingParams {
-  /** Tokens to generate at most. */
+  /** Tokens to generate at most; 0 = up to the end of the context. */
   maxTokens: number;
   /** 0 = greedy. */
   temperature: number;
@@ -157,6 +157,7 @@ export class Scheduler {
     if (req.promptIds.length === 0) return this.events.error(req.id, 400, 'prompt: the prompt has no tokens');
     if (bad !== undefined) return this.events.error(req.id, 400, `prompt: token id ${bad} is outside the vocabulary of ${V}`);
     const cap = this.cache.capacity;
+    if (req.params.maxTokens === 0) req = { ...req, params: { ...req.params, maxTokens: Math.max(1, cap - req.promptIds.length) } };
     if (req.promptIds.length + req.params.maxTokens > cap)
       return this.events.error(req.id, 400, `max_tokens: the prompt (${req.promptIds.length} tokens) plus max_tokens (${req.params.maxTokens}) exceeds the context of ${cap} tokens`);
     if (req.adapter !== null && !this.store.has(req.adapter)) return this.events.error(req.id, 404, `model: no adapter '${req.adapter}'`);
