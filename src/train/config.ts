@@ -18,7 +18,7 @@ export const trainConfigSchema = z
     output: z.string().min(1).describe('output folder (adapter, checkpoints, metrics.jsonl, curve)'),
     format: z.enum(['auto', 'jsonl', 'json', 'csv', 'text']).default('auto').describe('data file format'),
     skipMalformed: z.boolean().default(false).describe('skip malformed records (counted) instead of failing'),
-    chatTemplate: z.string().optional().describe('Jinja chat template for `messages` records (default: the tokenizer\'s)'),
+    chatTemplate: z.string().optional().describe('Jinja chat template (or its file) for `messages` records (default: the tokenizer\'s)'),
     lossOn: z.enum(['completion', 'all']).default('completion').describe('loss on completion/assistant tokens only, or all'),
     seqLen: int().default(256).describe('tokens per training row'),
     packing: z.boolean().default(true).describe('pack examples into full rows (else pad each example)'),

@@ -20,6 +20,7 @@ import {
   noGrad,
   scale,
   setNumThreads,
+  tensor,
   tidy,
   type Tensor,
 } from '../engine/index.js';
@@ -141,12 +142,14 @@ export function evaluate(model: CausalLM, tok: Tokenizer, data: PreparedData, cf
   }
 }
 
+// Batches are copied into pooled tensors (not wrapped): a disposed wrapper would hand its array to the pool, which
+// would then grow by one batch every step.
 function forwardLogits(model: CausalLM, b: Batch): Tensor<'f32'> {
-  return model.forward(fromStorage(b.ids, [b.B, b.T], 'i32'));
+  return model.forward(tensor(b.ids, [b.B, b.T], 'i32'));
 }
 
 function batchTargets(b: Batch): Tensor {
-  return fromStorage(b.targets, [b.B, b.T], 'i32');
+  return tensor(b.targets, [b.B, b.T], 'i32');
 }
 
 /** Writes the adapter into `output` itself: into a temporary folder first, then each file renamed into place. */
@@ -186,7 +189,9 @@ export async function train(input: TrainConfigInput, hooks: TrainHooks = {}): Pr
   const started = performance.now();
 
   const tok = tokenizerFor(cfg.model);
-  const data = prepareData(tok, { ...cfg, chatTemplate: cfg.chatTemplate });
+  // chatTemplate: a Jinja template, or the path of a file holding one.
+  const chatTemplate = cfg.chatTemplate && existsSync(cfg.chatTemplate) ? readFileSync(cfg.chatTemplate, 'utf8') : cfg.chatTemplate;
+  const data = prepareData(tok, { ...cfg, chatTemplate });
   const r = data.report;
   log(
     `data: ${r.trainExamples} train / ${r.evalExamples} eval examples → ${r.trainRows} / ${r.evalRows} rows of ≤${cfg.seqLen} tokens` +

@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { clearPool, freshAllocatedBytes } from '../../src/engine/index.js';
 import { loadTokenizer } from '../../src/io/tokenizer.js';
 import { generate, loadCausalLM } from '../../src/models/index.js';
 import { fillAdapterTensors, readAdapterFiles } from '../../src/peft/format.js';
@@ -89,6 +90,28 @@ describe('LoRA training on stories260K', () => {
     // Its own greedy continuation is the model's most likely text: a low loss, perplexity = exp(loss).
     assert.ok(e.loss > 0 && e.loss < 1, `loss ${e.loss}`);
     assert.ok(Math.abs(e.perplexity - Math.exp(e.loss)) < 1e-9);
+  });
+
+  it('allocates nothing after the first steps (activations die with their step)', async () => {
+    const fresh: number[] = [];
+    await train(
+      { model: MODEL, data: storiesFile, output: join(dir, 'flat'), maxSteps: 12, batchSize: 8, seqLen: 64, evalSplit: 0, progress: false, precision: 'fp32', targetModules: ALL },
+      { ...quiet, onMetrics: () => fresh.push(freshAllocatedBytes()) },
+    );
+    assert.equal(fresh.length, 12);
+    assert.equal(fresh[11], fresh[2], `fresh bytes per step: ${fresh.map((b, i) => (i ? b - fresh[i - 1]! : 0)).join(', ')}`);
+  });
+
+  it('gradient checkpointing lowers the memory a step needs', async () => {
+    const need = async (gradientCheckpointing: boolean) => {
+      clearPool();
+      const before = freshAllocatedBytes();
+      await run(`mem-${gradientCheckpointing}`, { maxSteps: 2, evalSplit: 0, targetModules: ALL, gradientCheckpointing });
+      return freshAllocatedBytes() - before;
+    };
+    const plain = await need(false);
+    const ckpt = await need(true);
+    assert.ok(ckpt < plain * 0.75, `bytes allocated: ${ckpt} with checkpointing vs ${plain} without`);
   });
 
   it('reports exact match on prompt/completion data and stops early on a stalled metric', async () => {
