@@ -13,3 +13,7 @@ export { mergeCheckpoints, type StreamMergeOptions, type MergeReport, type Merge
 export { ShardWriter, type TensorSpec } from './shard-writer.js';
 export { parseMergeConfig, runMerge, evaluateSetting, MergeConfigError, type MergeConfig, type RunMergeOptions } from './config.js';
 export { METHODS } from './registry.js';
+export {
+  catLora, svdLora, factorize, loraDelta, combineLoraDeltas, readLoraAdapter, mergeLoraAdapters, mergeAdaptersIntoBase,
+  type LoraPair, type LoadedAdapter, type AdapterCombination, type AdapterMergeOptions, type DeltaCombination, type DeltaCombineOptions,
+} from './adapters.js';
