@@ -4,7 +4,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseLoraConfig, writeAdapterFiles, readAdapterConfig } from '../../src/peft/index.js';
-import { writeSafetensors } from '../../src/io/safetensors.js';
+import { writeSafetensors, type SafeArray, type TensorData } from '../../src/io/safetensors.js';
 import { openCheckpointTensors } from '../../src/io/sharded.js';
 import {
   catLora, svdLora, factorize, loraDelta, combineLoraDeltas, readLoraAdapter, mergeLoraAdapters, mergeAdaptersIntoBase, type LoraPair,
@@ -62,9 +62,9 @@ test('TIES on ΔW = TIES of the full deltas as task vectors (zero base)', () => 
 /** Writes a PEFT LoRA folder for `modules` (name → pair) with the given config fields. */
 function writeAdapter(dir: string, fields: Record<string, unknown>, modules: Record<string, { a: Float32Array; b: Float32Array; r: number }>): void {
   const config = parseLoraConfig({ peft_type: 'LORA', target_modules: ['q_proj', 'v_proj'], ...fields });
-  const tensors = Object.entries(modules).flatMap(([name, p]) => [
-    [`base_model.model.${name}.lora_A.weight`, { dtype: 'F32' as const, shape: [p.r, IN], data: p.a }] as const,
-    [`base_model.model.${name}.lora_B.weight`, { dtype: 'F32' as const, shape: [OUT, p.r], data: p.b }] as const,
+  const tensors = Object.entries(modules).flatMap(([name, p]): [string, TensorData][] => [
+    [`base_model.model.${name}.lora_A.weight`, { dtype: 'F32', shape: [p.r, IN], data: p.a as SafeArray }],
+    [`base_model.model.${name}.lora_B.weight`, { dtype: 'F32', shape: [OUT, p.r], data: p.b as SafeArray }],
   ]);
   writeAdapterFiles(dir, config, tensors);
 }
@@ -73,8 +73,8 @@ test('adapter folders: rsLoRA and rank_pattern scales are honoured; cat and svd 
   const tmp = mkdtempSync(join(tmpdir(), 'peftjs-adapters-'));
   try {
     const q = 'model.layers.0.self_attn.q_proj', v = 'model.layers.0.self_attn.v_proj';
-    const a1 = { [q]: pair(4, 0), [v]: pair(2, 0) };
-    const a2 = { [q]: pair(3, 0), [v]: pair(3, 0) };
+    const a1: Record<string, LoraPair> = { [q]: pair(4, 0), [v]: pair(2, 0) };
+    const a2: Record<string, LoraPair> = { [q]: pair(3, 0), [v]: pair(3, 0) };
     // Adapter 1: r 4, α 16, rsLoRA, rank_pattern gives v_proj rank 2 with α 6 → scales 16/√4 = 8 and 6/√2.
     writeAdapter(join(tmp, 'one'), { r: 4, lora_alpha: 16, use_rslora: true, rank_pattern: { v_proj: 2 }, alpha_pattern: { v_proj: 6 } }, a1);
     writeAdapter(join(tmp, 'two'), { r: 3, lora_alpha: 6 }, a2);
@@ -105,8 +105,8 @@ test('adapter folders: rsLoRA and rank_pattern scales are honoured; cat and svd 
     assert.equal(readLoraAdapter(join(tmp, 'ties')).modules.get(q)!.r, 4);
 
     // Into the base: W' = W + Σ wᵢΔWᵢ; untargeted tensors unchanged.
-    const W = { [`${q}.weight`]: rng.f32(OUT * IN), [`${v}.weight`]: rng.f32(OUT * IN), 'model.norm.weight': rng.f32(IN) };
-    writeSafetensors(join(tmp, 'model.safetensors'), Object.fromEntries(Object.entries(W).map(([k, d]) => [k, { dtype: 'F32' as const, shape: k.includes('norm') ? [IN] : [OUT, IN], data: d }])));
+    const W: Record<string, Float32Array> = { [`${q}.weight`]: rng.f32(OUT * IN), [`${v}.weight`]: rng.f32(OUT * IN), 'model.norm.weight': rng.f32(IN) };
+    writeSafetensors(join(tmp, 'model.safetensors'), Object.fromEntries(Object.entries(W).map(([k, d]) => [k, { dtype: 'F32' as const, shape: k.includes('norm') ? [IN] : [OUT, IN], data: d as SafeArray }])));
     mergeAdaptersIntoBase(join(tmp, 'model.safetensors'), [join(tmp, 'one'), join(tmp, 'two')], [0.5, 1.5], join(tmp, 'merged'));
     const merged = openCheckpointTensors(join(tmp, 'merged'));
     for (const m of [q, v]) {

@@ -4,7 +4,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { writeShardedSafetensors, openCheckpointTensors } from '../../src/io/sharded.js';
-import { writeSafetensors, type TensorData } from '../../src/io/safetensors.js';
+import { writeSafetensors, type SafeArray, type TensorData } from '../../src/io/safetensors.js';
 import { fromF32, toF32, f32ToF16 } from '../../src/merge/dtype.js';
 import { parseMergeConfig, runMerge, evaluateSetting, MergeConfigError } from '../../src/merge/config.js';
 import { ties } from '../../src/merge/methods/ties.js';
@@ -30,7 +30,7 @@ const SHAPES: [string, number[]][] = [
 function makeCheckpoint(dir: string, seed: number): Map<string, Float32Array> {
   const rng = new Rng(seed);
   const tensors = new Map(SHAPES.map(([n, s]) => [n, rng.f32(s.reduce((a, b) => a * b, 1))]));
-  const entries: [string, TensorData][] = SHAPES.map(([n, s]) => [n, { dtype: 'F32', shape: s, data: tensors.get(n)! }]);
+  const entries: [string, TensorData][] = SHAPES.map(([n, s]) => [n, { dtype: 'F32', shape: s, data: tensors.get(n)! as SafeArray }]);
   entries.push(['model.position_ids', { dtype: 'I64', shape: [4], data: new BigInt64Array([0n, 1n, 2n, BigInt(seed)]) }]);
   writeShardedSafetensors(dir, entries, 700);
   writeFileSync(join(dir, 'config.json'), JSON.stringify({ num_hidden_layers: LAYERS, torch_dtype: 'float32' }));
