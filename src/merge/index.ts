@@ -17,3 +17,4 @@ export {
   catLora, svdLora, factorize, loraDelta, combineLoraDeltas, readLoraAdapter, mergeLoraAdapters, mergeAdaptersIntoBase,
   type LoraPair, type LoadedAdapter, type AdapterCombination, type AdapterMergeOptions, type DeltaCombination, type DeltaCombineOptions,
 } from './adapters.js';
+export { estimateDiagonalFisher, saveFisher } from './fisher.js';
