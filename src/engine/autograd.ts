@@ -108,7 +108,8 @@ export function backward(root: Tensor, grad?: Tensor<'f32'>): void {
   noGrad(() => {
     const claimed = new Set<Tensor>();
     const grads = new Map<Tensor, Tensor<'f32'>>();
-    grads.set(root, own(grad ?? (ones(root.shape) as Tensor<'f32'>), claimed));
+    // A view of the caller's gradient, so disposing it here leaves theirs alive.
+    grads.set(root, own(grad ? view(grad, grad.shape, grad.strides, grad.offset) : (ones(root.shape) as Tensor<'f32'>), claimed));
     for (const t of order) {
       const g = grads.get(t);
       if (!g) continue;

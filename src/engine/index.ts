@@ -24,3 +24,4 @@ export { AdamW, adamwDefaults, type AdamWOptions } from './optim/adamw.js';
 export { SGD, sgdDefaults, type SGDOptions } from './optim/sgd.js';
 export { Optimizer, type ParamGroup } from './optim/optimizer.js';
 export { clipGradNorm } from './optim/clip.js';
+export { svd, solve, type Svd } from './linalg.js';

@@ -22,6 +22,14 @@ describe('autograd', () => {
     assert.deepEqual(x.grad!.toArray(), [3, -3, 9]);
   });
 
+  it('leaves an explicitly passed output gradient alive', () => {
+    const x = pj.tensor([1, 2]).requiresGrad_();
+    const g = pj.tensor([3, 4]);
+    pj.tidy(() => pj.mul(x, 2).backward(g));
+    assert.deepEqual(g.toArray(), [3, 4]);
+    assert.deepEqual(x.grad!.toArray(), [6, 8]);
+  });
+
   it('records nothing under noGrad and nothing for inputs that do not require grad', () => {
     const x = pj.tensor([1, 2]).requiresGrad_();
     const y = pj.noGrad(() => pj.mul(x, 2));

@@ -299,6 +299,15 @@ export interface Kernels {
     ignoreIndex: number,
   ): void;
 
+  // ---------------------------------------------------------------- linear algebra (LAPACK in the addon)
+  /**
+   * Thin SVD of row-major `a` [m, n] = `u` [m, k] · diag(`s` [k]) · `vt` [k, n], k = min(m, n); `s` descending and
+   * non-negative; `a` is not modified.
+   */
+  svd(a: Float32Array, m: number, n: number, u: Float32Array, s: Float32Array, vt: Float32Array): void;
+  /** `x` [n, nrhs] = `a`⁻¹ · `b` for row-major `a` [n, n], `b` [n, nrhs] (LU in double precision); throws if singular. */
+  solve(a: Float32Array, b: Float32Array, n: number, nrhs: number, x: Float32Array): void;
+
   // ---------------------------------------------------------------- optimizers
   /**
    * One fused AdamW step (Loshchilov & Hutter, decoupled weight decay) for i < n:

@@ -31,6 +31,7 @@ const KERNEL_FUNCTIONS = [
   'attention', 'attentionBackward',
   'embedding', 'embeddingBackward',
   'crossEntropy', 'crossEntropyBackward',
+  'svd', 'solve',
   'adamw', 'sgd',
   'benchRawGemm',
 ] as const satisfies readonly Exclude<keyof NativeKernels, 'name'>[];

@@ -9,6 +9,7 @@ import { binary, dropout, swiglu, swigluBackward, unary, unaryBackward, where } 
 import { embedding, embeddingBackward } from './embedding.js';
 import { gemm } from './gemm.js';
 import { crossEntropy, crossEntropyBackward } from './loss.js';
+import { solve, svd } from './linalg.js';
 import { layerNorm, layerNormBackward, rmsNorm, rmsNormBackward } from './norm.js';
 import { adamw, sgd } from './optim.js';
 import { sum, sumSquares } from './reduce.js';
@@ -51,6 +52,8 @@ export const reference: Kernels = {
   embeddingBackward,
   crossEntropy,
   crossEntropyBackward,
+  svd,
+  solve,
   adamw,
   sgd,
 };
