@@ -18,6 +18,15 @@ const usage = `usage: peftjs generate --model DIR|FILE.bin --prompt TEXT [option
   --stop TEXT            stop at this string (repeatable)
   --dtype f32|bf16       weight dtype (default f32)`;
 
+/** Runs `parse` (node:util parseArgs), reporting its errors (unknown option, missing value) as usage errors. */
+function usageErrors<T>(parse: () => T): T {
+  try {
+    return parse();
+  } catch (e) {
+    throw new UsageError(`${(e as Error).message}\n\n${usage}`);
+  }
+}
+
 /** A number option: `fallback` when absent; a UsageError naming the option when not a number satisfying `ok`. */
 function num(values: Record<string, unknown>, name: string, fallback: number, ok: (v: number) => boolean, want: string): number {
   const s = values[name];
@@ -31,7 +40,8 @@ const command: Command = {
   summary: 'generate text with a model (HF checkpoint or llama2.c .bin)',
   usage,
   async run(args) {
-    const { values } = parseArgs({
+    const { values } = usageErrors(() =>
+      parseArgs({
       args,
       options: {
         model: { type: 'string' },
@@ -44,7 +54,8 @@ const command: Command = {
         stop: { type: 'string', multiple: true },
         dtype: { type: 'string' },
       },
-    });
+      }),
+    );
     if (!values.model) throw new UsageError(`--model is required\n\n${usage}`);
     if (values.prompt === undefined) throw new UsageError(`--prompt is required\n\n${usage}`);
     const dtype = values.dtype ?? 'f32';

@@ -12,6 +12,15 @@ Prints the architecture, a config summary, the parameter count and every module 
 (Hugging Face names, shapes and dtypes). With --adapter, also (or only) a HF PEFT adapter: its config, target
 modules, ranks and parameter count.`;
 
+/** Runs `parse` (node:util parseArgs), reporting its errors (unknown option, missing value) as usage errors. */
+function usageErrors<T>(parse: () => T): T {
+  try {
+    return parse();
+  } catch (e) {
+    throw new UsageError(`${(e as Error).message}\n\n${usage}`);
+  }
+}
+
 /** 1234567 → '1.23M'. */
 function count(n: number): string {
   if (n >= 1e9) return `${(n / 1e9).toFixed(2)}B`;
@@ -47,14 +56,16 @@ const command: Command = {
   summary: 'show a checkpoint: architecture, config, parameter names, shapes and dtypes',
   usage,
   async run(args) {
-    const { values, positionals } = parseArgs({
+    const { values, positionals } = usageErrors(() =>
+      parseArgs({
       args,
       allowPositionals: true,
       options: {
         dtype: { type: 'string' },
         adapter: { type: 'string' },
       },
-    });
+      }),
+    );
     if (positionals.length > 1 || (positionals.length === 0 && !values.adapter)) throw new UsageError(`give exactly one checkpoint\n\n${usage}`);
     const dtype = values.dtype ?? 'f32';
     if (dtype !== 'f32' && dtype !== 'bf16') throw new UsageError(`--dtype must be f32 or bf16, got '${dtype}'`);

@@ -1,6 +1,7 @@
 /** generate(): batching with left padding, sampling, stop conditions, streaming and flat memory. */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -79,4 +80,25 @@ test('bad arguments are refused', () => {
   assert.throws(() => pj.generate(model, null, [[]], { maxNewTokens: 2 }), /prompt 0 has no tokens/);
   assert.throws(() => pj.generate(model, null, [[1, 9999]], { maxNewTokens: 2 }), /token id 9999, outside the vocabulary of 512/);
   assert.throws(() => pj.generate(model, null, [[1]], { maxNewTokens: 2, topP: 0 }), /topP must be in \(0, 1\]/);
+});
+
+/** Runs the CLI (bin/peftjs.js) in a child process. */
+function cli(args: string[]): { code: number; out: string } {
+  const bin = fileURLToPath(new URL('../../bin/peftjs.js', import.meta.url));
+  const r = spawnSync(process.execPath, [bin, ...args], { encoding: 'utf8' });
+  return { code: r.status ?? -1, out: r.stdout };
+}
+
+test('peftjs generate streams the greedy continuation; peftjs inspect lists HF names, shapes and dtypes', () => {
+  const g = cli(['generate', '--model', join(STORIES, 'stories260K.bin'), '--prompt', 'Once upon a time', '--max-new-tokens', '20']);
+  assert.equal(g.code, 0);
+  const [ref] = pj.generate(model, tok, ['Once upon a time'], { maxNewTokens: 20 });
+  assert.equal(g.out, `Once upon a time${ref!.text}\n`);
+  const i = cli(['inspect', join(SHARED, 'stories260K-hf'), '--dtype', 'bf16']);
+  assert.equal(i.code, 0);
+  assert.match(i.out, /LlamaForCausalLM \(model_type llama\)/);
+  assert.match(i.out, /parameters: 260\.0K \(260032\)/);
+  assert.match(i.out, /model\.layers\.4\.mlp\.down_proj\.weight +bf16 +\[64, 172\]/);
+  assert.match(i.out, /model\.norm\.weight +f32 +\[64\]/);
+  assert.equal((cli(['generate', '--model', join(STORIES, 'stories260K.bin'), '--prompt', 'x', '--top-k', '-1'])).code, 2);
 });

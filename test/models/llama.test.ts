@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as pj from '../../src/index.js';
-import { SafetensorsFile, writeSafetensors } from '../../src/io/safetensors.js';
+import { SafetensorsFile, writeSafetensors, type SafeArray, type TensorData } from '../../src/io/safetensors.js';
 
 const FIX = fileURLToPath(new URL('../fixtures/models/', import.meta.url));
 const SHARED = fileURLToPath(new URL('../../../shared/models/', import.meta.url));
@@ -229,16 +229,16 @@ test('dtype bf16: matrices and embeddings in bf16, norms and biases in f32, logi
 });
 
 /** A copy of a random fixture in a temp folder, with its config and tensors edited. */
-function editedCopy(edit: (cfg: Record<string, unknown>, tensors: Map<string, { shape: number[]; data: Float32Array }>) => void): string {
+function editedCopy(edit: (cfg: Record<string, unknown>, tensors: Map<string, { shape: number[]; data: SafeArray }>) => void): string {
   const src = join(FIX, 'llama-untied-llama3');
   const dir = mkdtempSync(join(tmpdir(), 'peftjs-llama-'));
   const cfg = JSON.parse(readFileSync(join(src, 'config.json'), 'utf8'));
   const f = SafetensorsFile.open(join(src, 'model.safetensors'));
-  const tensors = new Map(f.names().map((n) => [n, { shape: f.info(n).shape, data: f.read(n) as Float32Array }]));
+  const tensors = new Map(f.names().map((n) => [n, { shape: f.info(n).shape, data: f.read(n) }]));
   f.close();
   edit(cfg, tensors);
   writeFileSync(join(dir, 'config.json'), JSON.stringify(cfg));
-  writeSafetensors(join(dir, 'model.safetensors'), [...tensors].map(([n, t]) => [n, { dtype: 'F32', shape: t.shape, data: t.data }] as const));
+  writeSafetensors(join(dir, 'model.safetensors'), [...tensors].map(([n, t]): [string, TensorData] => [n, { dtype: 'F32', shape: t.shape, data: t.data }]));
   return dir;
 }
 
