@@ -190,11 +190,14 @@ export class Scheduler {
     });
   }
 
-  /** Moves waiting requests into free slots; each is prefilled and samples its first token. */
+  /**
+   * Moves waiting requests into free slots, then prefills them — those with equal prompt lengths together in one
+   * forward — and samples their first tokens.
+   */
   private admit(): number {
-    let made = 0;
     if (this.running.length === 0) this.group = undefined;
-    for (let i = 0; i < this.waiting.length && this.running.length < this.cache.slots; ) {
+    const admitted: Sequence[] = [];
+    for (let i = 0; i < this.waiting.length && this.running.length + admitted.length < this.cache.slots; ) {
       const req = this.waiting[i]!;
       if (this.policy === 'grouped') {
         if (this.group === undefined) this.group = req.adapter;
@@ -213,26 +216,34 @@ export class Scheduler {
         continue;
       }
       this.waiting.splice(i, 1);
-      const seq = new Sequence(req, slot);
-      this.running.push(seq);
-      made += this.prefill(seq, this.running.length - 1);
+      admitted.push(new Sequence(req, slot));
     }
-    return made;
+    admitted.sort((a, b) => a.req.promptIds.length - b.req.promptIds.length);
+    for (let i = 0; i < admitted.length; ) {
+      const T = admitted[i]!.req.promptIds.length;
+      let j = i;
+      while (j < admitted.length && admitted[j]!.req.promptIds.length === T) j++;
+      this.prefill(admitted.slice(i, j));
+      i = j;
+    }
+    return admitted.length;
   }
 
-  /** Runs the prompt of `seq` into KV slot `row` and samples its first token. */
-  private prefill(seq: Sequence, row: number): number {
-    const T = seq.req.promptIds.length;
-    this.cache.lengths[row] = 0;
-    this.cache.select(row, 1);
-    this.routing.set([seq.adapterSlot], T);
+  /** Runs the prompts of `seqs` (all of one length) into the next free KV slots and samples their first tokens. */
+  private prefill(seqs: Sequence[]): void {
+    const B = seqs.length;
+    const T = seqs[0]!.req.promptIds.length;
+    const first = this.running.length;
+    this.running.push(...seqs);
+    this.cache.lengths.fill(0, first, first + B);
+    this.cache.select(first, B);
+    this.routing.set(seqs.map((s) => s.adapterSlot), T);
     const logits = tidy(() => {
-      const ids = tensor(seq.req.promptIds, [1, T], 'i32');
-      const positions = tensor(Int32Array.from({ length: T }, (_, t) => t), [1, T], 'i32');
+      const ids = tensor(seqs.flatMap((s) => s.req.promptIds), [B, T], 'i32');
+      const positions = tensor(Int32Array.from({ length: B * T }, (_, i) => i % T), [B, T], 'i32');
       return this.model.forward(ids, { cache: this.cache, positions, logitsToKeep: 1 }).toTyped() as Float32Array;
     });
-    this.accept(seq, logits, 0);
-    return 1;
+    seqs.forEach((s, b) => this.accept(s, logits, b));
   }
 
   /** One token for every running sequence in one batched forward. */
