@@ -14,7 +14,7 @@
 import { getPatternKey, readAdapterFiles, writeAdapterFiles, loraScaling, type LoraConfig } from '../peft/index.js';
 import type { TensorData } from '../io/safetensors.js';
 import { fromF32, isFloatDType, toF32, type FloatDType } from './dtype.js';
-import { svd } from './linalg.js';
+import { svd } from '../engine/index.js';
 import { matmul, transpose } from './matrix.js';
 import { breadcrumbsMask } from './methods/breadcrumbs.js';
 import { dareDrop } from './methods/dare.js';

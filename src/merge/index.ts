@@ -8,7 +8,6 @@ export { breadcrumbs, breadcrumbsMask, type BreadcrumbsOptions } from './methods
 export { slerp } from './methods/slerp.js';
 export { fisherMerge, type FisherOptions } from './methods/fisher.js';
 export { regmean, gram, type RegMeanOptions } from './methods/regmean.js';
-export { svd, solve, linalg, type LinalgKernels, type Svd } from './linalg.js';
 export { mergeCheckpoints, type StreamMergeOptions, type MergeReport, type MergeProgress, type TensorMerger, type TensorContext } from './stream.js';
 export { ShardWriter, type TensorSpec } from './shard-writer.js';
 export { parseMergeConfig, runMerge, evaluateSetting, MergeConfigError, type MergeConfig, type RunMergeOptions } from './config.js';

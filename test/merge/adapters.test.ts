@@ -9,7 +9,7 @@ import { openCheckpointTensors } from '../../src/io/sharded.js';
 import {
   catLora, svdLora, factorize, loraDelta, combineLoraDeltas, readLoraAdapter, mergeLoraAdapters, mergeAdaptersIntoBase, type LoraPair,
 } from '../../src/merge/adapters.js';
-import { svd } from '../../src/merge/linalg.js';
+import { svd } from '../../src/engine/index.js';
 import { frobenius } from '../../src/merge/matrix.js';
 import { ties } from '../../src/merge/methods/ties.js';
 import { Rng } from '../helpers/random.js';

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { withBackend } from '../../src/engine/index.js';
-import { svd, solve } from '../../src/merge/linalg.js';
+import { svd, solve } from '../../src/engine/index.js';
 import { matmul, frobenius } from '../../src/merge/matrix.js';
 import { backends } from '../helpers/backends.js';
 import { Rng } from '../helpers/random.js';

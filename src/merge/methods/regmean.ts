@@ -6,7 +6,7 @@
  * Other parameters (biases, norms, embeddings) are averaged.
  */
 import { backend } from '../../engine/index.js';
-import { solve } from '../linalg.js';
+import { solve } from '../../engine/index.js';
 import { matmul } from '../matrix.js';
 
 /** Gram matrix XᵀX [in, in] of inputs `x` [rows, in]; with `into`, accumulates into it. */
