@@ -1,5 +1,6 @@
 /** `LoraConfig`: HF PEFT's field names, defaults and checks (src/peft/tuners/lora/config.py). */
 import { BASE_CHECKS, is, parseConfigFields, type PeftConfigBase } from '../config.js';
+import { parseInitFields } from './init/index.js';
 
 export interface LoraConfig extends PeftConfigBase {
   peft_type: 'LORA';
@@ -12,8 +13,11 @@ export interface LoraConfig extends PeftConfigBase {
   bias: 'none' | 'all' | 'lora_only';
   /** Scaling α/√r instead of α/r. */
   use_rslora: boolean;
-  /** true: Kaiming-uniform A (a = √5), zero B; "gaussian": A ~ N(0, std 1/r), zero B; false: both random. */
-  init_lora_weights: boolean | 'gaussian';
+  /**
+   * true: Kaiming-uniform A (a = √5), zero B; "gaussian": A ~ N(0, std 1/r), zero B; false: both random; or a
+   * weight/data-driven init from ./init/ ("pissa", "pissa_niter_N", "olora", "eva", "corda", "lora_ga").
+   */
+  init_lora_weights: boolean | string;
   /** Module-name regex (matched as a dotted-name suffix) → rank. */
   rank_pattern: Record<string, number>;
   alpha_pattern: Record<string, number>;
@@ -46,6 +50,7 @@ export const LORA_DEFAULTS = {
   loftq_config: {},
   eva_config: null,
   corda_config: null,
+  lora_ga_config: null,
   use_dora: false,
   alora_invocation_tokens: null,
   use_qalora: false,
@@ -86,9 +91,7 @@ export function parseLoraConfig(raw: Record<string, unknown>, where = 'LoraConfi
   const c = parseConfigFields<LoraConfig>('LORA', raw, LORA_DEFAULTS, LORA_CHECKS, where);
   for (const [field, refused] of Object.entries(UNSUPPORTED))
     if (refused(c[field])) throw new Error(`${where}: ${field}=${JSON.stringify(c[field])} is not supported by peftjs`);
-  const init = c.init_lora_weights as unknown;
-  if (!(init === true || init === false || (typeof init === 'string' && init.toLowerCase() === 'gaussian')))
-    throw new Error(`${where}: init_lora_weights=${JSON.stringify(init)} is not supported by peftjs (true, false or "gaussian")`);
+  parseInitFields(c, where);
   // PEFT's __post_init__ checks.
   if (typeof c.target_modules === 'string' && c.layers_to_transform !== null)
     throw new Error(`${where}: layers_to_transform cannot be used when target_modules is a string (regex)`);

@@ -16,6 +16,7 @@ function adapterSpec(config: LoraConfig, moduleName: string): LoraAdapterSpec {
     dropout: config.lora_dropout,
     useRslora: config.use_rslora,
     init: config.init_lora_weights,
+    config,
   };
 }
 
@@ -53,3 +54,7 @@ export const lora: PeftMethod<LoraConfig> = {
 export { parseLoraConfig, loraScaling, LORA_DEFAULTS, type LoraConfig } from './config.js';
 export { LoraLayer, LoraLinear, LoraEmbedding, type LoraAdapterSpec } from './layer.js';
 export { loraLinear, type LoraFactors } from './op.js';
+export { preprocessCorda, type CordaConfig } from './init/corda.js';
+export { preprocessLoraGa, type LoraGaConfig } from './init/loraga.js';
+export { initializeEva, type EvaConfig, type EvaBatch, type InitializeEvaOptions } from './init/eva.js';
+export { saveAsLora, type SaveAsLoraOptions } from './init/convert.js';

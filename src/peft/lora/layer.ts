@@ -11,6 +11,7 @@ import {
   backend,
   castTo,
   embedding,
+  fromStorage,
   globalGenerator,
   keep,
   matmul,
@@ -27,6 +28,7 @@ import { Embedding, Linear, Module } from '../../nn/index.js';
 import { ModuleDict, ParameterDict, type TunerLayer } from '../tuner.js';
 import { loraLinear } from './op.js';
 import { loraScaling, type LoraConfig } from './config.js';
+import { linearInitFactors } from './init/index.js';
 
 type F32 = Tensor<'f32'>;
 
@@ -37,6 +39,8 @@ export interface LoraAdapterSpec {
   dropout: number;
   useRslora: boolean;
   init: LoraConfig['init_lora_weights'];
+  /** The adapter's config (the data-driven inits read their sub-configs from it). */
+  config?: LoraConfig;
 }
 
 /** A trainable leaf that outlives the scope it was made in. */
@@ -185,11 +189,18 @@ export class LoraLinear extends LoraLayer {
 
   protected createFactors(name: string, spec: LoraAdapterSpec): void {
     const { inFeatures, outFeatures } = this.base;
-    const a = spec.init === false || spec.init === true ? kaimingUniform([spec.r, inFeatures]) : randn([spec.r, inFeatures], 1 / spec.r);
-    // init true / "gaussian": B = 0 so the adapter starts as a no-op; init false: nn.Linear's default for B too.
-    const b = spec.init === false ? kaimingUniform([outFeatures, spec.r]) : zeros([outFeatures, spec.r]);
+    // PiSSA, OLoRA, CorDA, LoRA-GA: factors from the base weight or data gathered beforehand (./init/).
+    const init = linearInitFactors(this.base, spec.init, spec.r, loraScaling(spec.alpha, spec.r, spec.useRslora), spec.config);
+    const a = init
+      ? fromStorage(init.a, [spec.r, inFeatures], 'f32')
+      : spec.init === false || spec.init === true
+        ? kaimingUniform([spec.r, inFeatures])
+        : randn([spec.r, inFeatures], 1 / spec.r);
+    // init true / "gaussian" / "eva": B = 0 so the adapter starts as a no-op; init false: nn.Linear's default for B too.
+    const b = init ? fromStorage(init.b, [outFeatures, spec.r], 'f32') : spec.init === false ? kaimingUniform([outFeatures, spec.r]) : zeros([outFeatures, spec.r]);
     this.loraA.set(name, new Linear(leaf(a)));
     this.loraB.set(name, new Linear(leaf(b)));
+    if (init?.residual) this.addDeltaTo(this.base.weight, name, -1); // the base keeps W − s·B·A
   }
 
   protected removeFactors(name: string): void {
