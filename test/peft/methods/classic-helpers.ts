@@ -1,0 +1,105 @@
+// Shared fixtures for the classic PEFT method tests (IA3, prompt/prefix tuning, bottleneck, SSF, BitFit, LN tuning):
+// the real stories260K-hf checkpoint, a token batch from its tokenizer, a short training run, save → load.
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import * as pj from '../../../src/index.js';
+import { loadCausalLM } from '../../../src/models/index.js';
+import type { CausalLM } from '../../../src/models/types.js';
+import { loadTokenizer } from '../../../src/io/tokenizer.js';
+import { PeftModel } from '../../../src/peft/model.js';
+import { readAdapterFiles } from '../../../src/peft/format.js';
+
+export const STORIES = new URL('../../../../shared/models/stories260K-hf', import.meta.url).pathname;
+export const TINY_GPT2 = new URL('../../../../shared/models/tiny-gpt2-random', import.meta.url).pathname;
+
+const TEXT = 'Once upon a time, there was a little girl named Lily. She loved to play outside in the park with her dog.';
+
+/** The base model, fresh (adapters modify it in place). */
+export function stories(): CausalLM {
+  return loadCausalLM(STORIES);
+}
+
+/** ids / next-token targets [2, T] from real text. */
+export function storyBatch(dir = STORIES, T = 16): { ids: number[]; targets: number[]; B: number; T: number } {
+  const tok = loadTokenizer(dir).encode(TEXT);
+  const ids: number[] = [];
+  const targets: number[] = [];
+  for (const start of [0, 5]) for (let t = 0; t < T; t++) (ids.push(tok[start + t]!), targets.push(tok[start + t + 1]!));
+  return { ids, targets, B: 2, T };
+}
+
+export function idsTensor(b: { ids: number[]; B: number; T: number }): pj.Tensor {
+  return pj.tensor(b.ids, [b.B, b.T], 'i32');
+}
+
+/** Logits of `model` on the batch (no grad), as a flat array. */
+export function logits(model: CausalLM, b = storyBatch()): Float32Array {
+  return pj.tidy(() => pj.noGrad(() => model.forward(idsTensor(b)).toTyped() as Float32Array));
+}
+
+/** Largest |a − b| relative to the largest |a|. */
+export function relDiff(a: Float32Array, b: Float32Array): number {
+  let d = 0;
+  let m = 0;
+  for (let i = 0; i < a.length; i++) ((d = Math.max(d, Math.abs(a[i]! - b[i]!))), (m = Math.max(m, Math.abs(a[i]!))));
+  return d / m;
+}
+
+/** `steps` AdamW steps on one batch; returns the first and last loss. */
+export function trainSteps(model: CausalLM, peft: PeftModel, steps = 15, lr = 1e-2, b = storyBatch()): { first: number; last: number } {
+  const opt = new pj.AdamW(peft.trainableParameters(), { lr });
+  const losses: number[] = [];
+  model.train();
+  for (let s = 0; s < steps; s++) {
+    losses.push(
+      pj.tidy(() => {
+        const l = model.loss(idsTensor(b), pj.tensor(b.targets, [b.B, b.T], 'i32'));
+        l.backward();
+        return l.item();
+      }),
+    );
+    opt.step();
+    opt.zeroGrad();
+  }
+  model.eval();
+  return { first: losses[0]!, last: losses[losses.length - 1]! };
+}
+
+/**
+ * Trains `config` a few steps on `base()`, saves it, loads it into a fresh base and checks identical logits;
+ * returns the saved tensors' keys and shapes and the saved config.
+ */
+export function saveLoadRoundTrip(
+  base: () => CausalLM,
+  config: Record<string, unknown>,
+  b = storyBatch(),
+): { keys: Map<string, readonly number[]>; config: Record<string, unknown> } {
+  const dir = mkdtempSync(join(tmpdir(), 'peftjs-classic-'));
+  try {
+    pj.manualSeed(5);
+    const model = base();
+    const peft = new PeftModel(model, config);
+    trainSteps(model, peft, 3, 1e-2, b);
+    const before = logits(model, b);
+    peft.save(dir);
+    const loaded = base();
+    PeftModel.fromPretrained(loaded, dir);
+    assert.deepEqual(logits(loaded, b), before, 'save → load changed the outputs');
+    const files = readAdapterFiles(dir);
+    return { keys: new Map([...files.tensors].map(([k, t]) => [k, t.shape])), config: files.rawConfig };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** Runs `fn` with PEFT warnings collected instead of printed. */
+export function quietly<T>(fn: () => T): T {
+  const prev = pj.setPeftWarningHandler(() => {});
+  try {
+    return fn();
+  } finally {
+    pj.setPeftWarningHandler(prev);
+  }
+}
