@@ -42,6 +42,11 @@ export class Tensor<D extends DType = DType> {
   gradFn: GradFn | null = null;
   /** Set by `keep()`: the enclosing `tidy()` scope does not dispose it. */
   kept = false;
+  /**
+   * The bf16 copy of this tensor made for a bf16 GEMM, when the tensor is an op's output (immutable): q, k and v
+   * projections of the same input then share one cast. Disposed with this tensor.
+   */
+  bf16Copy: Tensor<'bf16'> | null = null;
   private disposed = false;
 
   /** @internal Use the factory functions (`zeros`, `tensor`, ...) or ops instead. */
@@ -102,6 +107,8 @@ export class Tensor<D extends DType = DType> {
     if (this.disposed) return;
     this.disposed = true;
     this.box.drop();
+    this.bf16Copy?.dispose();
+    this.bf16Copy = null;
   }
 
   /** Plain JS numbers (or bigints for i64), row-major, converting bf16/f16 to their values. */

@@ -7,6 +7,7 @@
 import { backend } from '../backend/index.js';
 import { GemmDType } from '../backend/kernels.js';
 import { needsGrad, record } from '../autograd.js';
+import { keep } from '../scope.js';
 import { castTo, contiguousCopy, empty, numel, view, type Tensor } from '../tensor.js';
 import { broadcastShapes, broadcastStrides } from './broadcast.js';
 import { requireDType } from './check.js';
@@ -24,13 +25,19 @@ interface Operand {
   temp: boolean;
 }
 
+/**
+ * `x` in the compute dtype. The bf16 copy of an op's output is cached on it: outputs of recorded ops are never
+ * written in place (parameters and gradients are, so theirs is not cached).
+ */
+function inComputeType(x: Tensor, dt: Compute): { t: Tensor; temp: boolean } {
+  if (x.dtype === dt) return { t: x, temp: false };
+  if (dt === 'f32' || !x.gradFn) return { t: castTo(x, dt), temp: true };
+  if (!x.bf16Copy || x.bf16Copy.isDisposed) x.bf16Copy = keep(castTo(x, 'bf16'));
+  return { t: x.bf16Copy, temp: false };
+}
+
 function operand(x: Tensor, batch: readonly number[], dt: Compute): Operand {
-  let t = x;
-  let temp = false;
-  if (t.dtype !== dt) {
-    t = castTo(t, dt);
-    temp = true;
-  }
+  let { t, temp } = inComputeType(x, dt);
   const r = t.shape[t.rank - 2]!;
   const c = t.shape[t.rank - 1]!;
   const sr = t.strides[t.rank - 2]!;
@@ -139,7 +146,10 @@ export function linear(x: Tensor, w: Tensor, bias: Tensor | null = null): F32 {
     if (bias.rank !== 1 || bias.shape[0] !== outF) throw new Error(`linear: bias ${bias.describe()} does not match weight ${w.describe()}`);
   }
   const rows = x.size / inF;
-  const x2 = reshape(x, [rows, inF]);
+  // The input as [rows, in] in the compute dtype; kept for the weight gradient (one cast serves both GEMMs).
+  const xin = inComputeType(x, dt);
+  const x2 = reshape(xin.t, [rows, inF]);
+  if (xin.temp && x2 !== xin.t) xin.t.dispose();
   const wt = transpose(w);
   const out = bias ? expandRows(bias as F32, rows) : empty([rows, outF]);
   const X = operand(x2, [], dt);
@@ -167,10 +177,13 @@ export function linear(x: Tensor, w: Tensor, bias: Tensor | null = null): F32 {
   if (y !== out) out.dispose();
   record(y, 'linear', [x, w, bias], (gy) => {
     const g2 = reshape(gy, [rows, outF]);
-    const gx = needsGrad(x) ? reshapeOwned(product(g2, w, dt), x.shape) : null;
-    const gw = needsGrad(w) ? product(transpose(g2), x2, dt) : null;
+    // Both products read the output gradient: cast it once.
+    const g2c = dt === 'bf16' && (needsGrad(x) || needsGrad(w)) ? castTo(g2, 'bf16') : g2;
+    const gx = needsGrad(x) ? reshapeOwned(product(g2c, w, dt), x.shape) : null;
+    const gw = needsGrad(w) ? product(transpose(g2c), x2, dt) : null;
     const gb = bias && needsGrad(bias) ? sumTo(g2 as F32, [1, outF]) : null;
     const gbv = gb ? reshapeOwned(gb, [outF]) : null;
+    if (g2c !== g2) g2c.dispose();
     if (g2 !== gy) g2.dispose();
     return [gx, gw, gbv];
   });
