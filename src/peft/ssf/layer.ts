@@ -1,0 +1,52 @@
+/**
+ * SSF (Lian et al. 2022, "Scaling & Shifting Your Features", eq. 2): after an operation, `y = γ ⊙ x + β` with learned
+ * γ, β per output channel. Applied here to the targeted Linear layers' outputs, `y = γ ⊙ (W·x + b) + β`, which folds
+ * exactly into the layer (eq. 4, re-parameterisation): `W ← diag(γ)·W`, `b ← γ ⊙ b + β` — the folded model runs the
+ * base forward with no extra cost. A bias-less layer (Llama) gains a bias when folded.
+ */
+import { add, mul, ones, randn, zeros, type Tensor } from '../../engine/index.js';
+import type { Linear } from '../../nn/index.js';
+import { AdapterLayer } from '../common/adapter-layer.js';
+import { foldBias, scaleWeight } from '../common/fold.js';
+
+export class SsfLinear extends AdapterLayer {
+  protected readonly method = 'SSF';
+
+  constructor(readonly base: Linear) {
+    super(base);
+  }
+
+  get weight(): Tensor {
+    return this.base.weight;
+  }
+
+  get bias(): Tensor | null {
+    return this.base.bias;
+  }
+
+  /** Adds adapter `name`: the identity (`init` true) or the paper's N(1, 0.02²) / N(0, 0.02²). */
+  addAdapter(name: string, init: boolean): void {
+    const n = this.base.outFeatures;
+    this.setAdapterTensors(name, [
+      ['ssf_scale', init ? ones([n]) : randn([n], 0.02, 1)],
+      ['ssf_shift', init ? zeros([n]) : randn([n], 0.02)],
+    ]);
+  }
+
+  /** Scales the weight rows by γ (`sign` −1 divides); the shift lives in the bias (see fold). */
+  override addDeltaTo(weight: Tensor, name: string, sign: 1 | -1): void {
+    scaleWeight(weight, this.tensor(name, 'ssf_scale').toTyped() as Float32Array, 'out', this.base.fanInFanOut, sign < 0);
+  }
+
+  protected fold(name: string, undo: boolean): void {
+    const s = this.tensor(name, 'ssf_scale').toTyped() as Float32Array;
+    this.addDeltaTo(this.base.weight, name, undo ? -1 : 1);
+    foldBias(this.base, s, this.tensor(name, 'ssf_shift').toTyped() as Float32Array, undo);
+  }
+
+  forward(x: Tensor): Tensor<'f32'> {
+    let y = this.base.forward(x);
+    for (const n of this.forwardAdapters() ?? []) y = add(mul(y, this.tensor(n, 'ssf_scale')), this.tensor(n, 'ssf_shift'));
+    return y;
+  }
+}
