@@ -10,3 +10,12 @@ export interface Command {
 
 /** A user-facing error: printed without a stack trace, exit code 2. */
 export class UsageError extends Error {}
+
+/** Runs an argument parser (e.g. node:util `parseArgs`), turning its errors into a UsageError followed by `usage`. */
+export function parseOrUsage<T>(usage: string, parse: () => T): T {
+  try {
+    return parse();
+  } catch (e) {
+    throw new UsageError(`${(e as Error).message}\n\n${usage}`);
+  }
+}

@@ -4,7 +4,7 @@ import { dirname } from 'node:path';
 import { parseArgs } from 'node:util';
 import { loadTokenizer } from '../io/tokenizer.js';
 import { generate, loadCausalLM } from '../models/index.js';
-import { UsageError, type Command } from './command.js';
+import { parseOrUsage, UsageError, type Command } from './command.js';
 
 const usage = `usage: peftjs generate --model DIR|FILE.bin --prompt TEXT [options]
 
@@ -17,15 +17,6 @@ const usage = `usage: peftjs generate --model DIR|FILE.bin --prompt TEXT [option
   --seed S               sampling seed (default 0)
   --stop TEXT            stop at this string (repeatable)
   --dtype f32|bf16       weight dtype (default f32)`;
-
-/** Runs `parse` (node:util parseArgs), reporting its errors (unknown option, missing value) as usage errors. */
-function usageErrors<T>(parse: () => T): T {
-  try {
-    return parse();
-  } catch (e) {
-    throw new UsageError(`${(e as Error).message}\n\n${usage}`);
-  }
-}
 
 /** A number option: `fallback` when absent; a UsageError naming the option when not a number satisfying `ok`. */
 function num(values: Record<string, unknown>, name: string, fallback: number, ok: (v: number) => boolean, want: string): number {
@@ -40,7 +31,7 @@ const command: Command = {
   summary: 'generate text with a model (HF checkpoint or llama2.c .bin)',
   usage,
   async run(args) {
-    const { values } = usageErrors(() =>
+    const { values } = parseOrUsage(usage, () =>
       parseArgs({
       args,
       options: {

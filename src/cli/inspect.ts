@@ -3,7 +3,7 @@ import { parseArgs } from 'node:util';
 import type { Module } from '../nn/index.js';
 import { loadModel, type PretrainedModel } from '../models/index.js';
 import { formatAdapterSummary } from '../peft/inspect.js';
-import { UsageError, type Command } from './command.js';
+import { parseOrUsage, UsageError, type Command } from './command.js';
 
 const usage = `usage: peftjs inspect DIR|FILE.bin [--dtype f32|bf16] [--adapter ADAPTER_DIR]
        peftjs inspect --adapter ADAPTER_DIR
@@ -11,15 +11,6 @@ const usage = `usage: peftjs inspect DIR|FILE.bin [--dtype f32|bf16] [--adapter 
 Prints the architecture, a config summary, the parameter count and every module with its parameters
 (Hugging Face names, shapes and dtypes). With --adapter, also (or only) a HF PEFT adapter: its config, target
 modules, ranks and parameter count.`;
-
-/** Runs `parse` (node:util parseArgs), reporting its errors (unknown option, missing value) as usage errors. */
-function usageErrors<T>(parse: () => T): T {
-  try {
-    return parse();
-  } catch (e) {
-    throw new UsageError(`${(e as Error).message}\n\n${usage}`);
-  }
-}
 
 /** 1234567 → '1.23M'. */
 function count(n: number): string {
@@ -56,7 +47,7 @@ const command: Command = {
   summary: 'show a checkpoint: architecture, config, parameter names, shapes and dtypes',
   usage,
   async run(args) {
-    const { values, positionals } = usageErrors(() =>
+    const { values, positionals } = parseOrUsage(usage, () =>
       parseArgs({
       args,
       allowPositionals: true,
