@@ -34,6 +34,14 @@ struct Gemm {
 
 void sgemm(const Gemm& g, const float* a, const float* b, float* c, float alpha, float beta) {
   const blasint lda = static_cast<blasint>(g.transA ? g.M : g.K), ldb = static_cast<blasint>(g.transB ? g.K : g.N);
+  if (g.M == 1) {
+    // One row (decoding a token): a matrix-vector product. A's single row is contiguous either way; c = op(B)ᵀ·a.
+    for (int64_t i = 0; i < g.batch; i++)
+      cblas_sgemv(CblasRowMajor, g.transB ? CblasNoTrans : CblasTrans, static_cast<blasint>(g.transB ? g.N : g.K),
+                  static_cast<blasint>(g.transB ? g.K : g.N), alpha, b + i * g.strideB, ldb, a + i * g.strideA, 1, beta,
+                  c + i * g.strideC, 1);
+    return;
+  }
   for (int64_t i = 0; i < g.batch; i++)
     cblas_sgemm(CblasRowMajor, g.transA ? CblasTrans : CblasNoTrans, g.transB ? CblasTrans : CblasNoTrans,
                 static_cast<blasint>(g.M), static_cast<blasint>(g.N), static_cast<blasint>(g.K), alpha,
