@@ -5,7 +5,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as pj from '../../../src/index.js';
-import { loadCausalLM } from '../../../src/models/index.js';
+import { loadCausalLM, randomModel } from '../../../src/models/index.js';
 import type { CausalLM } from '../../../src/models/types.js';
 import { loadTokenizer } from '../../../src/io/tokenizer.js';
 import { PeftModel } from '../../../src/peft/model.js';
@@ -19,6 +19,14 @@ const TEXT = 'Once upon a time, there was a little girl named Lily. She loved to
 /** The base model, fresh (adapters modify it in place). */
 export function stories(): CausalLM {
   return loadCausalLM(STORIES);
+}
+
+/** A small random Llama (f32, grouped-query) for gradchecks through the whole model. */
+export function tinyLlama(): CausalLM {
+  return randomModel(
+    { model_type: 'llama', vocab_size: 32, hidden_size: 8, intermediate_size: 12, num_hidden_layers: 2, num_attention_heads: 2, num_key_value_heads: 1 },
+    { seed: 3 },
+  ) as CausalLM;
 }
 
 /** ids / next-token targets [2, T] from real text. */
@@ -35,7 +43,7 @@ export function idsTensor(b: { ids: number[]; B: number; T: number }): pj.Tensor
 }
 
 /** Logits of `model` on the batch (no grad), as a flat array. */
-export function logits(model: CausalLM, b = storyBatch()): Float32Array {
+export function logits(model: CausalLM, b: { ids: number[]; B: number; T: number } = storyBatch()): Float32Array {
   return pj.tidy(() => pj.noGrad(() => model.forward(idsTensor(b)).toTyped() as Float32Array));
 }
 
