@@ -11,7 +11,7 @@ import type { Linear, Module } from '../../../nn/index.js';
 import { is, type ConfigCheck } from '../../config.js';
 import { matmul32, scaleCols32, scaleRows32 } from '../../common/linalg.js';
 import { rowsOf, targetLinears, withInputHooks } from '../../common/capture.js';
-import { parseLoraConfig, type LoraConfig } from '../config.js';
+import { parseLoraConfig } from '../config.js';
 import { layerRank, weightOutIn32, type InitFactors, type LinearInitInput } from './index.js';
 
 /** PEFT's `CordaConfig` fields (files are not read or written by peftjs: `cache_file` / `covariance_file` must be null). */
@@ -76,7 +76,7 @@ const EIGENS = new WeakMap<Linear, CordaEigens>();
  * target layer's input covariance, then stores the chosen components for the init. `rawConfig` is the LoRA config
  * the adapter will be created with (its `target_modules`, `r`, `rank_pattern` and `corda_config` are read).
  */
-export function preprocessCorda(model: Module, rawConfig: Partial<LoraConfig> & Record<string, unknown>, runModel: () => void): void {
+export function preprocessCorda(model: Module, rawConfig: Record<string, unknown>, runModel: () => void): void {
   const config = parseLoraConfig({ ...rawConfig, init_lora_weights: 'corda' }, 'preprocessCorda');
   const method = (config.corda_config as CordaConfig).corda_method;
   const targets = targetLinears(model, config);

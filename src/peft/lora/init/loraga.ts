@@ -12,7 +12,7 @@ import { rows32, scaleCols32 } from '../../common/linalg.js';
 import { randomizedSvd } from '../../common/rsvd.js';
 import { targetLinears, weightGradients } from '../../common/capture.js';
 import { peftWarn } from '../../warn.js';
-import { parseLoraConfig, type LoraConfig } from '../config.js';
+import { parseLoraConfig } from '../config.js';
 import { parseSubConfig } from './corda.js';
 import type { InitFactors, LinearInitInput } from './index.js';
 
@@ -43,7 +43,7 @@ const GRADS = new WeakMap<Linear, Float32Array>();
  * PEFT `preprocess_loraga`: runs `trainStep` (forward + `backward()` of the loss on a batch or a few) with only
  * the target weights requiring grad, and keeps each one's averaged gradient for the init.
  */
-export function preprocessLoraGa(model: Module, rawConfig: Partial<LoraConfig> & Record<string, unknown>, trainStep: () => void): void {
+export function preprocessLoraGa(model: Module, rawConfig: Record<string, unknown>, trainStep: () => void): void {
   const config = parseLoraConfig({ ...rawConfig, init_lora_weights: 'lora_ga' }, 'preprocessLoraGa');
   const linears = targetLinears(model, config).map(([, l]) => l);
   weightGradients(model, linears, trainStep).forEach((g, i) => GRADS.set(linears[i]!, g));
