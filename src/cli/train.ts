@@ -2,10 +2,18 @@
 import type { Command } from './command.js';
 import { UsageError } from './command.js';
 import { ConfigError, configFromArgs, flagHelp } from '../train/config.js';
-import { train, type TrainResult } from '../train/trainer.js';
+import { peftConfig, train, type TrainResult } from '../train/trainer.js';
 
 const mib = (b: number) => `${(b / 2 ** 20).toFixed(0)} MiB`;
 const num = (x: number | undefined, d = 4) => (x === undefined || Number.isNaN(x) ? '-' : x.toFixed(d));
+
+/** `lora r=8 lora_alpha=16 target_modules=q_proj,v_proj`: the method and the fields that configure it. */
+function describeAdapter(r: TrainResult): string {
+  const config = peftConfig(r.config);
+  const show = (v: unknown) => (Array.isArray(v) ? v.join(',') : typeof v === 'object' ? JSON.stringify(v) : String(v));
+  const fields = Object.entries(config).filter(([k]) => !['peft_type', 'task_type', 'base_model_name_or_path'].includes(k));
+  return [String(config.peft_type).toLowerCase(), ...fields.map(([k, v]) => `${k}=${show(v)}`)].join(' ');
+}
 
 /** The one-screen summary printed after training. */
 export function summary(r: TrainResult): string {
@@ -17,7 +25,7 @@ export function summary(r: TrainResult): string {
   return [
     `peftjs train: ${status}`,
     `  model      ${c.model}  (${r.precision})`,
-    `  adapter    ${c.method} r=${c.r} alpha=${c.alpha} on ${c.targetModules.join(',')}  trainable ${r.trainableParameters.toLocaleString('en-US')} / ${r.allParameters.toLocaleString('en-US')}`,
+    `  adapter    ${describeAdapter(r)}  trainable ${r.trainableParameters.toLocaleString('en-US')} / ${r.allParameters.toLocaleString('en-US')}`,
     `  data       ${d.trainRows} train rows, ${d.evalRows} eval rows (seq ${c.seqLen})` +
       (d.skipped.length ? `, ${d.skipped.length} skipped` : '') +
       (d.truncated.examples ? `, ${d.truncated.examples} truncated` : ''),

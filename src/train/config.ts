@@ -23,7 +23,8 @@ export const trainConfigSchema = z
     seqLen: int().default(256).describe('tokens per training row'),
     packing: z.boolean().default(true).describe('pack examples into full rows (else pad each example)'),
     evalSplit: z.number().min(0).default(0.1).describe('eval fraction (<1) or count (>=1) split from data'),
-    method: z.string().default('lora').describe('PEFT method'),
+    method: z.string().default('lora').describe('PEFT method (lora, dora, ia3, prompt_tuning, …: any registered peft_type)'),
+    methodConfig: z.record(z.string(), z.unknown()).default({}).describe('extra HF PEFT config fields for the method (JSON on the command line)'),
     r: int().default(8).describe('LoRA rank'),
     alpha: z.number().positive().default(16).describe('LoRA alpha (scale = alpha / r)'),
     loraDropout: z.number().min(0).max(1).default(0).describe('dropout on the LoRA input'),
@@ -109,7 +110,7 @@ export function readConfigFile(path: string): Record<string, unknown> {
   return value as Record<string, unknown>;
 }
 
-type FlagKind = 'boolean' | 'number' | 'string' | 'list' | 'boolOrString';
+type FlagKind = 'boolean' | 'number' | 'string' | 'list' | 'boolOrString' | 'json';
 
 /** How each field is written on the command line, read from the schema. */
 function flagKind(field: string): FlagKind {
@@ -119,6 +120,7 @@ function flagKind(field: string): FlagKind {
   if (type === 'boolean') return 'boolean';
   if (type === 'number') return 'number';
   if (type === 'array') return 'list';
+  if (type === 'record') return 'json';
   if (type === 'union') {
     const kinds = t._zod.def.options!.map((o) => o._zod.def.type);
     return kinds.includes('boolean') ? 'boolOrString' : 'list';
@@ -169,7 +171,13 @@ export function parseFlags(args: readonly string[]): { config?: string; fields: 
       continue;
     }
     const v = takeValue();
-    if (kind === 'number') {
+    if (kind === 'json') {
+      try {
+        fields[field] = JSON.parse(v);
+      } catch (e) {
+        throw new ConfigError(`--${name}: expected JSON, got "${v}" (${(e as Error).message})`);
+      }
+    } else if (kind === 'number') {
       const n = Number(v);
       if (v.trim() === '' || !Number.isFinite(n)) throw new ConfigError(`--${name}: expected a number, got "${v}"`);
       fields[field] = n;
@@ -195,7 +203,7 @@ export function flagHelp(): string {
   return Object.entries(trainConfigSchema.shape)
     .map(([field, s]) => {
       const kind = flagKind(field);
-      const value = { boolean: '', number: ' <n>', string: ' <s>', list: ' <a,b>', boolOrString: ' [path]' }[kind];
+      const value = { boolean: '', number: ' <n>', string: ' <s>', list: ' <a,b>', boolOrString: ' [path]', json: ' <json>' }[kind];
       const d = (defaults as Record<string, unknown>)[field];
       const def = d === undefined ? '' : ` (default ${Array.isArray(d) ? d.join(',') : String(d)})`;
       return `  --${(flagName(field) + value).padEnd(30)} ${s.description ?? ''}${def}`;

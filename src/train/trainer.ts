@@ -27,6 +27,7 @@ import {
 import { loadTokenizer, type Tokenizer } from '../io/tokenizer.js';
 import { generate, loadCausalLM, type CausalLM } from '../models/index.js';
 import { PeftModel } from '../peft/model.js';
+import { peftMethod } from '../peft/registry.js';
 import { fillAdapterTensors, readAdapterFiles, savePeftModel } from '../peft/format.js';
 import { CheckpointTape, enableCheckpointing } from './checkpointing.js';
 import { listCheckpoints, loadCheckpoint, saveCheckpoint, type OptimizerMoments, type TrainerState } from './checkpoint.js';
@@ -203,15 +204,7 @@ export async function train(input: TrainConfigInput, hooks: TrainHooks = {}): Pr
   // LoRA init draws from the global generator: seed it first so the same seed gives the same adapter.
   manualSeed(cfg.seed);
   const model = loadCausalLM(cfg.model, { dtype: precision === 'bf16' ? 'bf16' : 'f32', onWarning: log });
-  const peft = new PeftModel(model, {
-    peft_type: cfg.method.toUpperCase(),
-    task_type: 'CAUSAL_LM',
-    base_model_name_or_path: cfg.model,
-    r: cfg.r,
-    lora_alpha: cfg.alpha,
-    lora_dropout: cfg.loraDropout,
-    target_modules: cfg.targetModules.length === 1 && cfg.targetModules[0] === 'all-linear' ? 'all-linear' : cfg.targetModules,
-  });
+  const peft = new PeftModel(model, peftConfig(cfg));
   const named = peft.namedParameters().filter(([, p]) => p.requiresGrad) as [string, Tensor<'f32'>][];
   const counts = peft.parameterCounts();
   const isB = (name: string) => /\.lora_B\.|\.lora_embedding_B\./.test(name);
@@ -346,7 +339,7 @@ export async function train(input: TrainConfigInput, hooks: TrainHooks = {}): Pr
   checkpoint();
   writeFinalAdapter(cfg.output, writeAdapter);
   const curvePath = join(cfg.output, CURVE_NAME);
-  writeFileSync(curvePath, lossCurveSvg(metrics.read(), `${cfg.method} r=${cfg.r} on ${cfg.model}`));
+  writeFileSync(curvePath, lossCurveSvg(metrics.read(), `${cfg.method} on ${cfg.model}`));
   const seconds = (performance.now() - started) / 1000;
   return {
     config: cfg,
@@ -369,5 +362,22 @@ export async function train(input: TrainConfigInput, hooks: TrainHooks = {}): Pr
     checkpoint: lastCheckpoint,
     metricsPath: metrics.path,
     curvePath,
+  };
+}
+
+/**
+ * The HF PEFT config for `cfg.method`: the rank/alpha/dropout flags apply to LoRA; every method gets the target
+ * modules (unless it chooses its own targets, as prompt learning does) and `methodConfig` fields override all.
+ */
+export function peftConfig(cfg: TrainConfig): Record<string, unknown> {
+  const peftType = cfg.method.toUpperCase().replace(/-/g, '_');
+  const method = peftMethod(peftType);
+  return {
+    peft_type: peftType,
+    task_type: 'CAUSAL_LM',
+    base_model_name_or_path: cfg.model,
+    ...(peftType === 'LORA' ? { r: cfg.r, lora_alpha: cfg.alpha, lora_dropout: cfg.loraDropout } : {}),
+    ...(method.targets ? {} : { target_modules: cfg.targetModules.length === 1 && cfg.targetModules[0] === 'all-linear' ? 'all-linear' : cfg.targetModules }),
+    ...cfg.methodConfig,
   };
 }
