@@ -1,0 +1,66 @@
+// VeRA: ΔW = diag(λ_b)·B·diag(λ_d)·A with frozen projections shared by all layers and regenerated from
+// projection_prng_key: the file holds only λ_b, λ_d (config holds the seed), reloading regenerates identical
+// projections; PEFT key names / config fields (PEFT 0.20 src/peft/tuners/vera/{config,layer,model}.py).
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import * as pj from '../../../src/index.js';
+import { VeraLinear } from '../../../src/peft/vera/index.js';
+import { adapted, relDiff, saveLoadRoundTrip, standardChecks, stories, Q_PROJ } from './variant-helpers.js';
+
+const CONFIG = { peft_type: 'VERA', r: 16, target_modules: ['q_proj', 'v_proj'], projection_prng_key: 3 };
+const V_PROJ = 'model.layers.0.self_attn.v_proj';
+const arr = (t: pj.Tensor) => t.toTyped() as Float32Array;
+
+describe('VeRA', () => {
+  it('projections are shared: identical across layers, v_proj\'s B is the top rows of q_proj\'s; they follow the seed', () => {
+    const { peft } = adapted(CONFIG);
+    const q0 = (peft.model.getModule(Q_PROJ) as VeraLinear).projection('default');
+    const q3 = (peft.model.getModule('model.layers.3.self_attn.q_proj') as VeraLinear).projection('default');
+    const v0 = (peft.model.getModule(V_PROJ) as VeraLinear).projection('default');
+    assert.deepEqual(arr(q0.a), arr(q3.a));
+    assert.deepEqual(arr(q0.b), arr(q3.b));
+    assert.deepEqual(arr(v0.b), arr(q0.b).subarray(0, 32 * 16), 'B [32, r] is the first 32 rows of B [64, r]');
+    assert.deepEqual(arr(v0.a), arr(q0.a), 'same in-features: same A');
+    const other = (adapted({ ...CONFIG, projection_prng_key: 4 }).peft.model.getModule(Q_PROJ) as VeraLinear).projection('default');
+    assert.notDeepEqual(arr(other.a), arr(q0.a));
+    const bound = Math.sqrt(6 / 64);
+    assert.ok(arr(q0.a).every((v) => Math.abs(v) <= bound) && Math.max(...arr(q0.a).map(Math.abs)) > 0.9 * bound, 'Kaiming-uniform A');
+  });
+
+  it('the saved file holds only λ_b [out] and λ_d [r] (+ the seed in the config); reload regenerates identical projections', () => {
+    const { keys, config } = saveLoadRoundTrip(stories, CONFIG);
+    assert.equal(keys.size, 5 * 2 * 2);
+    for (const [k, shape] of keys) {
+      assert.match(k, /\.vera_lambda_[bd]$/);
+      assert.deepEqual(shape, k.endsWith('_d') ? [16] : [k.includes('v_proj') ? 32 : 64]);
+    }
+    assert.equal(config.projection_prng_key, 3);
+    assert.equal(config.peft_type, 'VERA');
+    for (const f of ['r', 'save_projection', 'vera_dropout', 'd_initial', 'fan_in_fan_out', 'bias', 'init_weights']) assert.ok(f in config, f);
+  });
+
+  it('init: λ_b = 0 (output = base), λ_d = d_initial; ΔW = diag(λ_b)·B·diag(λ_d)·A', () => {
+    const { model, peft } = adapted(CONFIG);
+    const layer = peft.model.getModule(Q_PROJ) as VeraLinear;
+    const t = new Map(layer.adapterTensors('default').map(([k, v]) => [k, arr(v)]));
+    assert.ok(t.get('vera_lambda_b')!.every((v) => v === 0));
+    assert.ok(t.get('vera_lambda_d')!.every((v) => Math.abs(v - 0.1) < 1e-7));
+    const { logits } = { logits: (m: typeof model) => pj.tidy(() => pj.noGrad(() => arr(m.forward(pj.tensor([1, 2, 3], [1, 3], 'i32'))))) };
+    assert.deepEqual(logits(model), peft.disableAdapters(() => logits(model)));
+    const lb = Float32Array.from({ length: 64 }, (_, i) => Math.sin(i));
+    const ld = Float32Array.from({ length: 16 }, (_, i) => Math.cos(i));
+    (layer.adapterTensors('default').find(([k]) => k === 'vera_lambda_b')![1].data as Float32Array).set(lb);
+    (layer.adapterTensors('default').find(([k]) => k === 'vera_lambda_d')![1].data as Float32Array).set(ld);
+    const { a, b } = layer.projection('default');
+    const [A, B] = [arr(a), arr(b)];
+    const want = Float32Array.from({ length: 64 * 64 }, (_, x) => {
+      const [i, j] = [Math.floor(x / 64), x % 64];
+      let s = 0;
+      for (let k = 0; k < 16; k++) s += B[i * 16 + k]! * ld[k]! * A[k * 64 + j]!;
+      return lb[i]! * s;
+    });
+    assert.ok(relDiff(want, pj.noGrad(() => arr(layer.deltaWeight('default')))) < 1e-5);
+  });
+
+  standardChecks(CONFIG, { lr: 3e-2 });
+});
