@@ -6,9 +6,9 @@ import assert from 'node:assert/strict';
 import * as pj from '../../../src/index.js';
 import { PeftModel } from '../../../src/peft/model.js';
 import type { CausalLM } from '../../../src/models/types.js';
-import { logits, quietly, relDiff, saveLoadRoundTrip, stories, trainSteps } from './classic-helpers.js';
+import { idsTensor, logits, quietly, relDiff, saveLoadRoundTrip, stories, storyBatch, trainSteps } from './classic-helpers.js';
 
-export { logits, quietly, relDiff, saveLoadRoundTrip, stories, trainSteps };
+export { idsTensor, logits, quietly, relDiff, saveLoadRoundTrip, stories, storyBatch, trainSteps };
 
 /** The module every layer-level check uses. */
 export const Q_PROJ = 'model.layers.0.self_attn.q_proj';
@@ -22,9 +22,16 @@ export function adapted(config: Record<string, unknown>, seed = 7): { model: Cau
 }
 
 /** The adapter layer at `path` with its trainable tensors for `adapter`. */
-export function layerOf(peft: PeftModel, path = Q_PROJ): { layer: pj.Module & { forward(x: pj.Tensor): pj.Tensor }; trainable: pj.Tensor[] } {
+export function layerOf(
+  peft: PeftModel,
+  path = Q_PROJ,
+  keep: (name: string) => boolean = () => true,
+): { layer: pj.Module & { forward(x: pj.Tensor): pj.Tensor }; trainable: pj.Tensor[] } {
   const layer = peft.model.getModule(path) as pj.Module & { forward(x: pj.Tensor): pj.Tensor };
-  const trainable = layer.namedParameters().filter(([n, p]) => p.requiresGrad && !n.startsWith('base_layer.')).map(([, p]) => p);
+  const trainable = layer
+    .namedParameters()
+    .filter(([n, p]) => p.requiresGrad && !n.startsWith('base_layer.') && keep(n))
+    .map(([, p]) => p);
   return { layer, trainable };
 }
 
@@ -32,11 +39,14 @@ export function layerOf(peft: PeftModel, path = Q_PROJ): { layer: pj.Module & { 
  * The checks every variant passes: gradcheck of an adapted layer after a few training steps (so no factor is
  * still zero), a training run that lowers the loss, save → load identity, and (when `merge`) merged = unmerged.
  */
-export function standardChecks(config: Record<string, unknown>, opts: { merge?: boolean; lr?: number; steps?: number } = {}): void {
+export function standardChecks(
+  config: Record<string, unknown>,
+  opts: { merge?: boolean; lr?: number; steps?: number; gradcheck?: (paramName: string) => boolean } = {},
+): void {
   it('gradcheck of the adapted layer (f32)', () => {
     const { model, peft } = adapted(config);
     trainSteps(model, peft, 3, opts.lr ?? 1e-2);
-    const { layer, trainable } = layerOf(peft);
+    const { layer, trainable } = layerOf(peft, Q_PROJ, opts.gradcheck);
     assert.ok(trainable.length > 0, 'the layer has trainable tensors');
     const x = pj.keep(pj.randn([3, 64], 1, 0, new pj.Generator(11)));
     pj.gradcheck(() => layer.forward(x), trainable, { maxPerInput: 24 });
