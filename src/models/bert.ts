@@ -448,6 +448,7 @@ export class DistilBertForSequenceClassification extends EncoderClassifier {
 /** The registry entries: config.json → a BERT or DistilBERT sequence classifier. */
 export const bertArchitecture = {
   modelTypes: ['bert'],
+  basePrefix: 'bert',
   build: (cfg: ConfigReader, w: WeightSource) => new BertForSequenceClassification(parseBertConfig(cfg), w),
   // The position-id buffer older checkpoints saved; pretraining heads a classification model does not use.
   ignoreUnexpected: [/^bert\.embeddings\.position_ids$/, /^cls\./],
@@ -455,6 +456,7 @@ export const bertArchitecture = {
 
 export const distilBertArchitecture = {
   modelTypes: ['distilbert'],
+  basePrefix: 'distilbert',
   build: (cfg: ConfigReader, w: WeightSource) => new DistilBertForSequenceClassification(parseDistilBertConfig(cfg), w),
   // The masked-LM head of a pretraining checkpoint.
   ignoreUnexpected: [/^vocab_(transform|projector|layer_norm)\./],

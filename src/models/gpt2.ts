@@ -213,20 +213,11 @@ export class GPT2LMHeadModel extends Module implements CausalLM {
   }
 }
 
-/**
- * Checkpoints saved from a bare `GPT2Model` (the original OpenAI conversions, `gpt2` on the Hub) name tensors
- * without the `transformer.` prefix; this source reads them under the prefixed names the module tree uses.
- */
-export function gpt2Weights(w: WeightSource): WeightSource {
-  if (w.has('transformer.wte.weight') || !w.has('wte.weight')) return w;
-  const bare = (name: string) => name.replace(/^transformer\./, '');
-  return { get: (name, shape, role) => w.get(bare(name), shape, role), has: (name) => w.has(bare(name)) };
-}
-
 /** The registry entry: config.json → GPT-2. */
 export const gpt2Architecture = {
   modelTypes: ['gpt2'],
-  build: (cfg: ConfigReader, w: WeightSource) => new GPT2LMHeadModel(parseGPT2Config(cfg), gpt2Weights(w)),
+  basePrefix: 'transformer',
+  build: (cfg: ConfigReader, w: WeightSource) => new GPT2LMHeadModel(parseGPT2Config(cfg), w),
   // The causal-mask buffers older checkpoints saved, and a saved copy of the tied head.
   ignoreUnexpected: [/(^|\.)attn\.(masked_)?bias$/, /^lm_head\.weight$/],
 };

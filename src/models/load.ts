@@ -39,20 +39,34 @@ function asParam(t: Tensor, dtype: WeightDType): Tensor {
 
 /** Tensors of a checkpoint, shape-checked and converted per role; remembers which ones were read. */
 class CheckpointWeights implements WeightSource {
+  /** Parameter names read, and the checkpoint tensors they came from. */
   readonly used = new Set<string>();
+  readonly usedSource = new Set<string>();
+  /** `prefix.` when the checkpoint stores the base model's tensors without the architecture's base prefix. */
+  private readonly strip: string | null;
 
   constructor(
     private readonly src: TensorSource,
     private readonly dtype: WeightDType,
     /** The config file the expected shapes come from (for error messages). */
     private readonly configSource: string,
-  ) {}
-
-  has(name: string): boolean {
-    return this.src.has(name);
+    basePrefix?: string,
+  ) {
+    const p = basePrefix ? `${basePrefix}.` : null;
+    this.strip = p && !src.names().some((n) => n.startsWith(p)) ? p : null;
   }
 
-  get(name: string, shape: readonly number[], role: ParamRole): Tensor {
+  /** The checkpoint's name for parameter `name`. */
+  private source(name: string): string {
+    return this.strip && name.startsWith(this.strip) ? name.slice(this.strip.length) : name;
+  }
+
+  has(name: string): boolean {
+    return this.src.has(this.source(name));
+  }
+
+  get(param: string, shape: readonly number[], role: ParamRole): Tensor {
+    const name = this.source(param);
     if (!this.src.has(name)) {
       const where = this.src.names().length ? '' : ' (it holds no tensors)';
       throw new Error(`loadModel: tensor "${name}" (expected shape [${shape.join(', ')}]) is missing from the checkpoint${where}; config: ${this.configSource}`);
@@ -68,7 +82,8 @@ class CheckpointWeights implements WeightSource {
     else if (info.dtype === 'BF16') t = fromStorage(data as Uint16Array, shape, 'bf16');
     else if (info.dtype === 'F16') t = fromStorage(data as Uint16Array, shape, 'f16');
     else throw new Error(`loadModel: tensor "${name}" in ${info.file} has dtype ${info.dtype}; model weights must be F32, F16 or BF16`);
-    this.used.add(name);
+    this.used.add(param);
+    this.usedSource.add(name);
     return asParam(t, roleDType(role, this.dtype));
   }
 }
@@ -101,15 +116,16 @@ function buildChecked<M extends PretrainedModel>(
   ignore: readonly RegExp[],
   dtype: WeightDType,
   onWarning: (m: string) => void,
+  basePrefix?: string,
 ): M {
-  const weights = new CheckpointWeights(src, dtype, configSource);
+  const weights = new CheckpointWeights(src, dtype, configSource, basePrefix);
   const model = build(weights);
   const params = new Set(model.namedParameters().map(([n]) => n));
   const unnamed = [...weights.used].filter((n) => !params.has(n));
   const unread = [...params].filter((n) => !weights.used.has(n));
   if (unnamed.length || unread.length)
     throw new Error(`loadModel: the ${model.constructor.name} module tree does not match the tensors it loaded (read but not a parameter: ${unnamed.join(', ') || 'none'}; parameter never read: ${unread.join(', ') || 'none'})`);
-  const unexpected = src.names().filter((n) => !weights.used.has(n) && !ignore.some((r) => r.test(n)));
+  const unexpected = src.names().filter((n) => !weights.usedSource.has(n) && !ignore.some((r) => r.test(n)));
   if (unexpected.length)
     onWarning(`${unexpected.length} checkpoint tensor(s) not used by ${model.constructor.name}: ${unexpected.slice(0, 10).join(', ')}${unexpected.length > 10 ? ', …' : ''}`);
   return model;
@@ -150,7 +166,7 @@ export function loadModel(path: string, opts: LoadOptions = {}): PretrainedModel
   const arch = architectureFor(cfg.string('model_type'), configPath);
   const src = openCheckpointTensors(path);
   try {
-    return buildChecked(src, configPath, (w) => arch.build(cfg, w), arch.ignoreUnexpected ?? [], dtype, onWarning);
+    return buildChecked(src, configPath, (w) => arch.build(cfg, w), arch.ignoreUnexpected ?? [], dtype, onWarning, arch.basePrefix);
   } finally {
     src.close();
   }

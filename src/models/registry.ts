@@ -17,6 +17,11 @@ export interface Architecture {
   readonly modelTypes: readonly string[];
   /** Builds the model from its config; throws (naming the config file and field) on an unusable config. */
   build(cfg: ConfigReader, weights: WeightSource): PretrainedModel;
+  /**
+   * HF `base_model_prefix` (`transformer`, `bert`, …): checkpoints of the bare base model store its tensors without
+   * it (`wte.weight` for `transformer.wte.weight`); the loader reads those under the prefixed name.
+   */
+  readonly basePrefix?: string;
   /** Checkpoint tensors that are not parameters and are skipped silently (e.g. saved rotary tables). */
   readonly ignoreUnexpected?: readonly RegExp[];
 }
