@@ -31,3 +31,4 @@ export {
 export { summarizeAdapter, formatAdapterSummary, type AdapterSummary, type AdapterTarget } from './inspect.js';
 export { setPeftWarningHandler, type WarningHandler } from './warn.js';
 export * from './lora/index.js';
+export { needsCalibration, calibrateBase, calibrateAdapter, type CalibrationBatch } from './calibrate.js';

@@ -28,6 +28,7 @@ import { loadTokenizer, type Tokenizer } from '../io/tokenizer.js';
 import { generate, loadCausalLM, type CausalLM } from '../models/index.js';
 import { PeftModel } from '../peft/model.js';
 import { peftMethod } from '../peft/registry.js';
+import { calibrateAdapter, calibrateBase, needsCalibration, type CalibrationBatch } from '../peft/calibrate.js';
 import { fillAdapterTensors, readAdapterFiles, savePeftModel } from '../peft/format.js';
 import { CheckpointTape, enableCheckpointing } from './checkpointing.js';
 import { listCheckpoints, loadCheckpoint, saveCheckpoint, type OptimizerMoments, type TrainerState } from './checkpoint.js';
@@ -204,7 +205,14 @@ export async function train(input: TrainConfigInput, hooks: TrainHooks = {}): Pr
   // LoRA init draws from the global generator: seed it first so the same seed gives the same adapter.
   manualSeed(cfg.seed);
   const model = loadCausalLM(cfg.model, { dtype: precision === 'bf16' ? 'bf16' : 'f32', onWarning: log });
-  const peft = new PeftModel(model, peftConfig(cfg));
+  const padId = tok.padId ?? tok.eosId ?? 0;
+  const methodConfig = peftConfig(cfg);
+  // Data-driven initialisations (CorDA, LoRA-GA, LoRA-SB, EVA) read the first few training batches.
+  const calibration = needsCalibration(methodConfig) ? calibrationBatches(data, cfg, padId) : [];
+  if (calibration.length) calibrateBase(model, methodConfig, calibration);
+  const peft = new PeftModel(model, methodConfig);
+  if (calibration.length) calibrateAdapter(peft, methodConfig, calibration);
+  for (const b of calibration) [b.ids, b.targets].forEach((t) => t.dispose());
   const named = peft.namedParameters().filter(([, p]) => p.requiresGrad) as [string, Tensor<'f32'>][];
   const counts = peft.parameterCounts();
   const isB = (name: string) => /\.lora_B\.|\.lora_embedding_B\./.test(name);
@@ -217,7 +225,6 @@ export async function train(input: TrainConfigInput, hooks: TrainHooks = {}): Pr
   const tape = cfg.gradientCheckpointing ? new CheckpointTape() : null;
   if (tape) enableCheckpointing(model, decoderLayerPaths(model), tape);
 
-  const padId = tok.padId ?? tok.eosId ?? 0;
   const loader = new BatchLoader(data.train, cfg.batchSize, cfg.seed, true, padId);
   const totalSteps = cfg.maxSteps ?? Math.max(1, Math.ceil((cfg.epochs * loader.batchesPerEpoch) / cfg.gradAccum));
   const warmupSteps = cfg.warmupSteps || Math.round(cfg.warmupRatio * totalSteps);
@@ -380,4 +387,13 @@ export function peftConfig(cfg: TrainConfig): Record<string, unknown> {
     ...(method.targets ? {} : { target_modules: cfg.targetModules.length === 1 && cfg.targetModules[0] === 'all-linear' ? 'all-linear' : cfg.targetModules }),
     ...cfg.methodConfig,
   };
+}
+
+/** The first few training batches (in a separate loader, so training's data order is unchanged) as tensors. */
+function calibrationBatches(data: PreparedData, cfg: TrainConfig, padId: number, count = 4): CalibrationBatch[] {
+  const loader = new BatchLoader(data.train, cfg.batchSize, cfg.seed, true, padId);
+  return Array.from({ length: Math.min(count, loader.batchesPerEpoch) }, () => {
+    const b = loader.next();
+    return { ids: keep(fromStorage(b.ids.slice(), [b.B, b.T], 'i32')), targets: keep(fromStorage(b.targets.slice(), [b.B, b.T], 'i32')) };
+  });
 }
