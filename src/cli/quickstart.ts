@@ -11,7 +11,7 @@ task, shows each adapter's exact-match accuracy, saves the adapters in the HF PE
 answer per task and prints a summary table.
 
   --out DIR     output folder (default ./peftjs-quickstart)
-  --steps N     LoRA training steps per task (default 150)
+  --steps N     LoRA training steps per task (default 200)
   --tasks a,b   tasks to run (default all: ${TASK_NAMES.join(',')})
   --seed S      seed of the data, LoRA init and batch order (default 0)
   --no-progress no progress bars`;

@@ -58,12 +58,12 @@ function formatLine(rng: Rng): string {
 
 /** Document kinds and their share of the corpus. */
 const MIX: [(rng: Rng) => string, number][] = [
-  [filler, 0.15],
-  [sumFact, 0.3],
-  [capitalFact, 0.15],
-  [moodFact, 0.15],
-  [recordFact, 0.1],
-  [formatLine, 0.15],
+  [filler, 0.1],
+  [sumFact, 0.2],
+  [capitalFact, 0.1],
+  [moodFact, 0.1],
+  [recordFact, 0.25],
+  [formatLine, 0.25],
 ];
 
 /** `n` corpus documents drawn with `seed`. */
