@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import { nativeAvailable, backend } from '../src/engine/index.js';
 import { randomModel, type CausalLM } from '../src/models/index.js';
 import { parseLoraConfig, writeAdapterFiles } from '../src/peft/index.js';
-import { createEngine, LoraPool, loraGatherKernel } from '../src/serve/index.js';
+import { createEngine, LoraPool } from '../src/serve/index.js';
 import type { TensorData } from '../src/io/safetensors.js';
 import { Rng } from '../test/helpers/random.js';
 
@@ -160,8 +160,7 @@ function kernelMs(distinct: number): number {
   const x = rng.f32(32 * h);
   const y = new Float32Array(32 * h);
   const rowAdapter = Int32Array.from({ length: 32 }, (_, r) => r % distinct);
-  const k = loraGatherKernel();
-  const call = () => k(x, y, rowAdapter, pool.a!, pool.bT!, pool.offset, pool.rank, pool.scale, 32, h, h, 64);
+  const call = () => backend().loraGather(x, y, rowAdapter, pool.a!, pool.bT!, pool.offset, pool.rank, pool.scale, 32, h, h, 64);
   for (let i = 0; i < 200; i++) call();
   let bestMs = Infinity;
   for (let rep = 0; rep < 5; rep++) {

@@ -6,42 +6,7 @@
  * costs about one adapter's worth of extra work whatever the number of distinct adapters.
  */
 import { backend, type Tensor } from '../engine/index.js';
-import { loadNative } from '../engine/backend/native.js';
-import { loraGather as referenceLoraGather } from '../engine/backend/reference/lora-gather.js';
 import { Linear, Module } from '../nn/index.js';
-
-/**
- * The gathered LoRA kernel: for every row r with a = rowAdapter[r] ≥ 0,
- * `y[r, :] += scale[a] · B_a · (A_a · x[r, :])`, where adapter a owns rows [offset[a], offset[a] + rank[a]) of the
- * pools `a` ([*, inF]) and `bT` (Bᵀ, [*, outF]). Rows with −1 are untouched. x [rows, inF], y [rows, outF].
- */
-export type LoraGatherKernel = (
-  x: Float32Array,
-  y: Float32Array,
-  rowAdapter: Int32Array,
-  a: Float32Array,
-  bT: Float32Array,
-  offset: Int32Array,
-  rank: Int32Array,
-  scale: Float32Array,
-  rows: number,
-  inF: number,
-  outF: number,
-  nAdapters: number,
-) => void;
-
-let nativeGather: LoraGatherKernel | null | undefined;
-
-/** The native `loraGather` when the engine runs on the native backend and the addon has it, else the reference. */
-export function loraGatherKernel(): LoraGatherKernel {
-  if (backend().name !== 'native') return referenceLoraGather;
-  if (nativeGather === undefined) {
-    const addon = loadNative();
-    const fn = addon instanceof Error ? undefined : (addon as unknown as Record<string, unknown>).loraGather;
-    nativeGather = typeof fn === 'function' ? (fn as LoraGatherKernel) : null;
-  }
-  return nativeGather ?? referenceLoraGather;
-}
 
 /** Which adapter slot each token row of the current forward uses (−1: none); set before every forward. */
 export class LoraRouting {
@@ -133,7 +98,7 @@ export class BatchLoraLinear extends Module {
     if (rows !== routing.rowAdapter.length)
       throw new Error(`BatchLoraLinear: input ${x.describe()} has ${rows} rows but the routing names ${routing.rowAdapter.length}`);
     if (!x.isContiguous() || !y.isContiguous()) throw new Error(`BatchLoraLinear: input ${x.describe()} must be contiguous`);
-    loraGatherKernel()(x.data as Float32Array, y.data, routing.rowAdapter, pool.a, pool.bT!, pool.offset, pool.rank, pool.scale, rows, pool.inF, pool.outF, pool.slots);
+    backend().loraGather(x.data as Float32Array, y.data, routing.rowAdapter, pool.a, pool.bT!, pool.offset, pool.rank, pool.scale, rows, pool.inF, pool.outF, pool.slots);
     return y;
   }
 }

@@ -1,5 +1,5 @@
 /** Serving many LoRA adapters over one base model: heterogeneous-batch LoRA, continuous batching, the HTTP API. */
-export { loraGatherKernel, LoraRouting, LoraPool, BatchLoraLinear, batchLoraTargets, injectBatchLora, type LoraGatherKernel } from './batch-lora.js';
+export { LoraRouting, LoraPool, BatchLoraLinear, batchLoraTargets, injectBatchLora } from './batch-lora.js';
 export { SlotKVCache, slotBytes } from './kv-pool.js';
 export { AdapterStore, AdapterStoreFullError, type AdapterStoreStats } from './adapter-store.js';
 export {

@@ -5,13 +5,14 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { loadNative } from '../../src/engine/backend/native.js';
 import { loraGather as reference } from '../../src/engine/backend/reference/lora-gather.js';
-import type { LoraGatherKernel } from '../../src/serve/batch-lora.js';
+import type { Kernels } from '../../src/engine/backend/kernels.js';
 import { LoraPool } from '../../src/serve/batch-lora.js';
 import { Rng } from '../helpers/random.js';
 
 const TOL = 1e-5;
 const loaded = loadNative();
-const nativeGather = loaded instanceof Error ? null : ((loaded as unknown as Record<string, unknown>).loraGather as LoraGatherKernel | undefined) ?? null;
+type LoraGatherKernel = Kernels['loraGather'];
+const nativeGather: LoraGatherKernel | null = loaded instanceof Error ? null : loaded.loraGather;
 
 function relErr(got: Float32Array, want: ArrayLike<number>): number {
   let scale = 1e-6;

@@ -299,6 +299,27 @@ export interface Kernels {
     ignoreIndex: number,
   ): void;
 
+  // ---------------------------------------------------------------- heterogeneous-batch LoRA (serving)
+  /**
+   * Punica's BGMV: for every row r with a = rowAdapter[r] ≥ 0, `y[r, :] += scale[a] · B_a · (A_a · x[r, :])`, where
+   * adapter a owns rows [offset[a], offset[a] + rank[a]) of the pools `a` ([*, inF]) and `bT` (Bᵀ, [*, outF]); ranks
+   * may differ per adapter. Rows with −1 are untouched. x [rows, inF], y [rows, outF] (accumulates).
+   */
+  loraGather(
+    x: Float32Array,
+    y: Float32Array,
+    rowAdapter: Int32Array,
+    a: Float32Array,
+    bT: Float32Array,
+    offset: Int32Array,
+    rank: Int32Array,
+    scale: Float32Array,
+    rows: number,
+    inF: number,
+    outF: number,
+    nAdapters: number,
+  ): void;
+
   // ---------------------------------------------------------------- linear algebra (LAPACK in the addon)
   /**
    * Thin SVD of row-major `a` [m, n] = `u` [m, k] · diag(`s` [k]) · `vt` [k, n], k = min(m, n); `s` descending and

@@ -31,6 +31,7 @@ const KERNEL_FUNCTIONS = [
   'attention', 'attentionBackward',
   'embedding', 'embeddingBackward',
   'crossEntropy', 'crossEntropyBackward',
+  'loraGather',
   'svd', 'solve',
   'adamw', 'sgd',
   'benchRawGemm',

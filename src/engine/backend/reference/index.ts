@@ -10,6 +10,7 @@ import { embedding, embeddingBackward } from './embedding.js';
 import { gemm } from './gemm.js';
 import { crossEntropy, crossEntropyBackward } from './loss.js';
 import { solve, svd } from './linalg.js';
+import { loraGather } from './lora-gather.js';
 import { layerNorm, layerNormBackward, rmsNorm, rmsNormBackward } from './norm.js';
 import { adamw, sgd } from './optim.js';
 import { sum, sumSquares } from './reduce.js';
@@ -52,6 +53,7 @@ export const reference: Kernels = {
   embeddingBackward,
   crossEntropy,
   crossEntropyBackward,
+  loraGather,
   svd,
   solve,
   adamw,
