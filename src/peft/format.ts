@@ -97,7 +97,8 @@ export function adapterStateDict(peft: PeftModel, name: string): [string, Tensor
   if (!config) throw new Error(`no adapter '${name}'`);
   const bias = (config as { bias?: string }).bias ?? 'none';
   const out: [string, Tensor][] = [];
-  const prefixed = (path: string, suffix: string) => `${KEY_PREFIX}${path ? `${path}.` : ''}${suffix}`;
+  const bare = peft.method(name).bareKeys === true;
+  const prefixed = (path: string, suffix: string) => (bare ? suffix : `${KEY_PREFIX}${path ? `${path}.` : ''}${suffix}`);
   for (const [path, m] of peft.model.namedModules()) {
     if (isTunerLayer(m) && m.adapterNames().includes(name)) {
       for (const [suffix, t] of m.adapterTensors(name)) out.push([prefixed(path, suffix), t]);
@@ -153,7 +154,7 @@ export function fillAdapterTensors(peft: PeftModel, name: string, files: Adapter
   const dtypes = new Set<SafeDType>();
   const seen = new Set<string>();
   for (const [fileKey, data] of files.tensors) {
-    const key = fileKey.startsWith(KEY_PREFIX) ? fileKey : KEY_PREFIX + fileKey;
+    const key = expected.has(fileKey) || fileKey.startsWith(KEY_PREFIX) ? fileKey : KEY_PREFIX + fileKey;
     const modelKey = expected.has(key) ? key : expected.has(alias(key)) ? alias(key) : null;
     if (!modelKey)
       throw new Error(

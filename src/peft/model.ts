@@ -117,12 +117,13 @@ export class PeftModel<M extends Module = Module> {
     if (typeof config.target_modules === 'string' && config.target_modules.toLowerCase() === ALL_LINEAR)
       config.target_modules = allLinearNames(this.model, this.options);
     const toSave = this.modulesToSave(config);
-    const targets = findTargetModules(this.model, { ...config, modules_to_save: toSave });
+    const targetConfig = { ...config, modules_to_save: toSave };
+    const targets = method.targets ? method.targets(this.model, targetConfig) : findTargetModules(this.model, targetConfig);
     const installed: [string, Module][] = [];
     try {
       for (const path of targets) {
         const target = this.model.getModule(path);
-        const layer = method.inject(target, name, config, path);
+        const layer = method.inject(target, name, config, path, this.model);
         if (!layer)
           throw new Error(
             `target module ${path} (${target.constructor.name}) is not supported by ${method.peftType}; it supports Linear and Embedding layers`,

@@ -2,10 +2,35 @@
  * The PEFT method registry. A method is one folder (`src/peft/<method>/`) exporting a {@link PeftMethod}; adding
  * one is that folder plus its line in {@link METHODS}.
  */
+import type { Tensor } from '../engine/index.js';
 import type { Module } from '../nn/index.js';
+import type { PeftModel } from './model.js';
 import type { PeftConfigBase } from './config.js';
 import type { TunerLayer } from './tuner.js';
 import { lora } from './lora/index.js';
+import { lorasb } from './lorasb/index.js';
+import { ia3 } from './ia3/index.js';
+import { promptTuning } from './prompt-tuning/index.js';
+import { prefixTuning } from './prefix-tuning/index.js';
+import { bottleneck } from './bottleneck/index.js';
+import { ssf } from './ssf/index.js';
+import { bitfit } from './bitfit/index.js';
+import { lnTuning } from './ln-tuning/index.js';
+import { dora } from './dora/index.js';
+import { vera } from './vera/index.js';
+import { nola } from './nola/index.js';
+import { randlora } from './randlora/index.js';
+import { loha } from './loha/index.js';
+import { lokr } from './lokr/index.js';
+import { loldu } from './loldu/index.js';
+import { dylora } from './dylora/index.js';
+import { adalora } from './adalora/index.js';
+import { mtlora } from './mtlora/index.js';
+import { moelora } from './moelora/index.js';
+import { smora } from './smora/index.js';
+import { polytropon } from './polytropon/index.js';
+import { meteora } from './meteora/index.js';
+import { mpt } from './mpt/index.js';
 
 export interface PeftMethod<C extends PeftConfigBase = PeftConfigBase> {
   /** HF `peft_type` (`"LORA"`). */
@@ -21,11 +46,59 @@ export interface PeftMethod<C extends PeftConfigBase = PeftConfigBase> {
    * to install there (`target` itself when it already is this method's layer), or null when the module type is
    * not supported by the method.
    */
-  inject(target: Module, adapterName: string, config: C, moduleName: string): (Module & TunerLayer) | null;
+  inject(target: Module, adapterName: string, config: C, moduleName: string, model: Module): (Module & TunerLayer) | null;
+  /**
+   * The modules to inject into, for methods whose targets are not (only) chosen by `target_modules` — prompt
+   * learning wraps the input embedding, BitFit keeps the matched modules that have a bias. Default:
+   * `findTargetModules(model, config)`.
+   */
+  targets?(model: Module, config: C): string[];
+  /**
+   * The method's tensors are saved under their bare suffixes rather than `base_model.model.<module path>.<suffix>`
+   * (PEFT's prompt learning saves one `prompt_embeddings` tensor for the whole model).
+   */
+  readonly bareKeys?: boolean;
+  /** A config field the trainer fills with the run's number of optimizer steps when unset (AdaLoRA's `total_step`). */
+  readonly totalStepsField?: string;
+  /** Per-step training behaviour (AdaLoRA's rank allocation and orthogonality regulariser, load-balancing losses). */
+  trainingHooks?(peft: PeftModel, adapterName: string): TrainingHooks;
 }
 
-/** Every registered method. */
-const METHODS: PeftMethod[] = [lora as unknown as PeftMethod];
+/** What a method adds to each optimizer step of training. */
+export interface TrainingHooks {
+  /** A term added to the loss once per optimizer step (before backward). */
+  regularizer?(): Tensor<'f32'>;
+  /** Called after the optimizer step with the number of steps done (1-based), before gradients are zeroed. */
+  afterStep?(step: number): void;
+}
+
+/** Every registered method (each typed by its own config; erased to the base config type here). */
+const METHODS = [
+  lora,
+  lorasb,
+  ia3,
+  promptTuning,
+  prefixTuning,
+  bottleneck,
+  ssf,
+  bitfit,
+  lnTuning,
+  dora,
+  vera,
+  nola,
+  randlora,
+  loha,
+  lokr,
+  loldu,
+  dylora,
+  adalora,
+  mtlora,
+  moelora,
+  smora,
+  polytropon,
+  meteora,
+  mpt,
+] as unknown as PeftMethod[];
 
 /** The method for `peftType`; throws listing the known ones. */
 export function peftMethod(peftType: unknown): PeftMethod {

@@ -11,6 +11,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, w
 import { dirname, join } from 'node:path';
 import {
   AdamW,
+  add,
   clipGradNorm,
   keep,
   crossEntropy,
@@ -206,12 +207,17 @@ export async function train(input: TrainConfigInput, hooks: TrainHooks = {}): Pr
   manualSeed(cfg.seed);
   const model = loadCausalLM(cfg.model, { dtype: precision === 'bf16' ? 'bf16' : 'f32', onWarning: log });
   const padId = tok.padId ?? tok.eosId ?? 0;
+  const loader = new BatchLoader(data.train, cfg.batchSize, cfg.seed, true, padId);
+  const totalSteps = cfg.maxSteps ?? Math.max(1, Math.ceil((cfg.epochs * loader.batchesPerEpoch) / cfg.gradAccum));
   const methodConfig = peftConfig(cfg);
+  const method = peftMethod(methodConfig.peft_type);
+  if (method.totalStepsField) methodConfig[method.totalStepsField] ??= totalSteps;
   // Data-driven initialisations (CorDA, LoRA-GA, LoRA-SB, EVA) read the first few training batches.
   const calibration = needsCalibration(methodConfig) ? calibrationBatches(data, cfg, padId) : [];
   if (calibration.length) calibrateBase(model, methodConfig, calibration);
   const peft = new PeftModel(model, methodConfig);
   if (calibration.length) calibrateAdapter(peft, methodConfig, calibration);
+  const methodHooks = method.trainingHooks?.(peft, 'default');
   for (const b of calibration) [b.ids, b.targets].forEach((t) => t.dispose());
   const named = peft.namedParameters().filter(([, p]) => p.requiresGrad) as [string, Tensor<'f32'>][];
   const counts = peft.parameterCounts();
@@ -225,8 +231,6 @@ export async function train(input: TrainConfigInput, hooks: TrainHooks = {}): Pr
   const tape = cfg.gradientCheckpointing ? new CheckpointTape() : null;
   if (tape) enableCheckpointing(model, decoderLayerPaths(model), tape);
 
-  const loader = new BatchLoader(data.train, cfg.batchSize, cfg.seed, true, padId);
-  const totalSteps = cfg.maxSteps ?? Math.max(1, Math.ceil((cfg.epochs * loader.batchesPerEpoch) / cfg.gradAccum));
   const warmupSteps = cfg.warmupSteps || Math.round(cfg.warmupRatio * totalSteps);
   mkdirSync(cfg.output, { recursive: true });
   const metrics = new MetricsLog(join(cfg.output, METRICS_NAME));
@@ -306,16 +310,19 @@ export async function train(input: TrainConfigInput, hooks: TrainHooks = {}): Pr
       const batches = Array.from({ length: cfg.gradAccum }, () => loader.next());
       const targets = batches.reduce((s, b) => s + b.targetTokens, 0);
       let lossSum = 0;
-      for (const b of batches) {
+      for (const [i, b] of batches.entries()) {
         lossSum += tidy(() => {
           const sum = crossEntropy(forwardLogits(model, b), batchTargets(b), { reduction: 'sum' });
-          if (targets > 0) scale(sum, 1 / targets).backward();
+          const loss = scale(sum, targets > 0 ? 1 / targets : 0);
+          // A method's regulariser joins the loss once per optimizer step.
+          (i === 0 && methodHooks?.regularizer ? add(loss, methodHooks.regularizer()) : loss).backward();
           tape?.backward();
           return sum.item();
         });
       }
       const gradNorm = clipGradNorm(opt.groups.flatMap((g) => g.params), cfg.maxGradNorm > 0 ? cfg.maxGradNorm : Infinity);
       opt.step();
+      methodHooks?.afterStep?.(state.step + 1);
       opt.zeroGrad();
       state.step++;
       const loss = targets > 0 ? lossSum / targets : NaN;

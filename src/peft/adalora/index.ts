@@ -6,12 +6,18 @@ import type { PeftMethod } from '../registry.js';
 import { injectLinear } from '../common/linear-adapter.js';
 import { parseAdaLoraConfig, type AdaLoraConfig } from './config.js';
 import { AdaLoraLinear } from './layer.js';
+import { RankAllocator } from './allocator.js';
 
 export const adalora: PeftMethod<AdaLoraConfig> = {
   peftType: 'ADALORA',
   prefix: 'lora_',
   supportsMerge: true,
   parseConfig: parseAdaLoraConfig,
+  totalStepsField: 'total_step',
+  trainingHooks(peft, adapterName) {
+    const allocator = new RankAllocator(peft, adapterName);
+    return { regularizer: () => allocator.orthRegularization(), afterStep: (step) => void allocator.updateAndAllocate(step) };
+  },
   inject(target, adapterName, config, moduleName) {
     // A loaded adapter's rank_pattern says how many components this module kept (PEFT's resize on load).
     const kept = config.rank_pattern?.[`${moduleName}.lora_E`];
