@@ -149,6 +149,7 @@ export function loadAdapterInto(peft: PeftModel, dir: string, name: string, opts
 /** Fills adapter `name` (already injected from `files.config`) with the tensors of `files`; see {@link loadAdapterInto}. */
 export function fillAdapterTensors(peft: PeftModel, name: string, files: AdapterFiles, dir: string): void {
   const expected = new Map(adapterStateDict(peft, name));
+  const prefix = peftMethod(files.config.peft_type).prefix;
   // Older PEFT saved a lora_only bias as `<module>.bias`, newer as `<module>.base_layer.bias`.
   const alias = (key: string) => key.replace(/\.bias$/, '.base_layer.bias');
   const dtypes = new Set<SafeDType>();
@@ -164,7 +165,7 @@ export function fillAdapterTensors(peft: PeftModel, name: string, files: Adapter
     if (data.shape.length !== t.rank || data.shape.some((d, i) => d !== t.shape[i]))
       throw new Error(`${dir}: adapter tensor ${fileKey} has shape [${data.shape.join(', ')}] but the model's is [${t.shape.join(', ')}] (wrong base model or rank)`);
     copyInto(t, data, fileKey);
-    if (modelKey.slice(KEY_PREFIX.length).split('.').some((s) => s.startsWith('lora_'))) dtypes.add(data.dtype);
+    if (modelKey.slice(KEY_PREFIX.length).split('.').some((s) => s.startsWith(prefix))) dtypes.add(data.dtype);
     seen.add(modelKey);
   }
   const missing = [...expected.keys()].filter((k) => !seen.has(k));

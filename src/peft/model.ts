@@ -126,7 +126,7 @@ export class PeftModel<M extends Module = Module> {
         const layer = method.inject(target, name, config, path, this.model);
         if (!layer)
           throw new Error(
-            `target module ${path} (${target.constructor.name}) is not supported by ${method.peftType}; it supports Linear and Embedding layers`,
+            `target module ${path} (${target.constructor.name}) is not supported by ${method.peftType} (see docs/methods/ for the layer types each method adapts)`,
           );
         if (layer !== target) {
           this.model.setModule(path, layer);
