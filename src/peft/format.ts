@@ -44,7 +44,17 @@ export function readAdapterConfig(dir: string): { config: PeftConfigBase; rawCon
   }
   if (!raw || typeof raw !== 'object' || Array.isArray(raw)) throw new Error(`${path}: expected a JSON object`);
   const rawConfig = raw as Record<string, unknown>;
-  return { config: peftMethod(rawConfig.peft_type).parseConfig(rawConfig, path), rawConfig };
+  return { config: peftMethod(methodOnDisk(rawConfig)).parseConfig(rawConfig, path), rawConfig };
+}
+
+/** PEFT has no DoRA type: its DoRA adapters are `peft_type: "LORA"` with `use_dora: true` (peftjs's "DORA"). */
+function methodOnDisk(raw: Record<string, unknown>): unknown {
+  return raw.peft_type === 'LORA' && raw.use_dora === true ? 'DORA' : raw.peft_type;
+}
+
+/** The config as PEFT writes it (see {@link methodOnDisk}). */
+function configForDisk(config: PeftConfigBase): PeftConfigBase {
+  return config.peft_type === 'DORA' ? ({ ...config, peft_type: 'LORA', use_dora: true } as PeftConfigBase) : config;
 }
 
 /** Reads an adapter directory (config + every tensor) — no base model needed. */
@@ -71,7 +81,7 @@ export function writeAdapterFiles(dir: string, config: PeftConfigBase, tensors: 
   mkdirSync(dir, { recursive: true });
   const sorted = [...tensors].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
   writeSafetensors(join(dir, ADAPTER_WEIGHTS_NAME), sorted, { format: 'pt' });
-  const text = new TextEncoder().encode(configToJson(config));
+  const text = new TextEncoder().encode(configToJson(configForDisk(config)));
   writeFileAtomic(join(dir, ADAPTER_CONFIG_NAME), (fd) => {
     writeSync(fd, text);
   });

@@ -70,6 +70,7 @@ describe('DoRA', () => {
     assert.deepEqual(keys.get(`${p}.lora_magnitude_vector`), [64]);
     assert.equal(keys.size, 5 * 3 * 3);
     assert.equal(config.use_dora, true);
+    assert.equal(config.peft_type, 'LORA', 'written as PEFT writes DoRA, so Python PEFT loads it');
     assert.equal(config.r, 4);
   });
 
