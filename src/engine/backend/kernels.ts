@@ -366,6 +366,51 @@ export interface Kernels {
     nesterov: boolean,
     first: boolean,
   ): void;
+
+  // ---------------------------------------------------------------- merging
+  /**
+   * f32 → IEEE half bits, round to nearest even (subnormals rounded exactly); |x| ≥ 65520 gives ±inf; NaN gives a
+   * quiet NaN keeping its sign and its top 10 payload bits. The inverse of {@link castF16ToF32} on halves.
+   */
+  castF32ToF16(src: Float32Array, dst: U16, n: number): void;
+  /**
+   * `y[i] = beta·y[i] + alpha·x[i]` for i < n with `x` read as `dtype` (f32, or bf16 / f16 bits converted exactly),
+   * computed in f32: the weighted sums of merging read checkpoint dtypes without a cast pass. With beta = 0, `y` is
+   * overwritten without being read.
+   */
+  scaleAdd(dtype: CastDType, x: Float32Array | U16, y: Float32Array, n: number, alpha: number, beta: number): void;
+  /**
+   * Histogram of magnitude bits (the f32 bit pattern with the sign cleared, which orders like |x|): for every i < n
+   * whose magnitude bits b satisfy `b >>> matchShift === match` (matchShift = 31, match = 0: every entry),
+   * `hist[(b >>> shift) & (bins − 1)] += 1` (accumulates). `bins` is a power of two ≤ 65536; shifts are ≤ 31.
+   * The passes of a radix select of the k-th largest |x| (TIES, Breadcrumbs).
+   */
+  magnitudeHistogram(x: Float32Array, n: number, hist: Int32Array, bins: number, shift: number, matchShift: number, match: number): void;
+  /**
+   * Keeps, in place, a band of magnitude ranks, ties broken by index: with b the magnitude bits of x[i], the entry is
+   * kept when low < b < high; an entry with b = low is kept when the number of b = low entries before it (`seen[0]`
+   * on entry, plus those earlier in this call) is ≥ `lowSkip`; one with b = high while that count for high
+   * (`seen[1]`) is < `highTake`; every other entry is zeroed. `seen` [2] is advanced by this call's boundary entries,
+   * so consecutive chunks of one tensor continue one ranking. low = −1 / high = 2³¹ disable a boundary.
+   */
+  keepMagnitudeBand(x: Float32Array, n: number, low: number, lowSkip: number, high: number, highTake: number, seen: Int32Array): void;
+  /**
+   * TIES sign election and disjoint mean over k ≤ 64 task vectors `deltas` [k, n] (row j = model j's, already
+   * trimmed) with weights `w` [k], in double per entry: vote = Σⱼ wⱼδⱼ (`byCount`: Σⱼ sign(wⱼδⱼ)); the elected sign is
+   * + when vote ≥ 0; acc and agree are the sums of the wⱼδⱼ of that sign (zeros never agree) and of their wⱼ;
+   * `out[i] = base[i] + lambda·acc / (normalize && agree ≠ 0 ? agree : 1)`. `out` may be `base`.
+   */
+  tiesCombine(
+    deltas: Float32Array,
+    k: number,
+    n: number,
+    w: Float32Array,
+    base: Float32Array,
+    out: Float32Array,
+    lambda: number,
+    normalize: boolean,
+    byCount: boolean,
+  ): void;
 }
 
 /**
@@ -380,4 +425,11 @@ export function hashUniform(seed: number, i: number): number {
   h = Math.imul(h, 0xc2b2ae35) >>> 0;
   h ^= h >>> 16;
   return (h >>> 8) / 16777216;
+}
+
+/** The element types {@link Kernels.scaleAdd} reads. */
+export enum CastDType {
+  F32 = 0,
+  BF16 = 1,
+  F16 = 2,
 }

@@ -34,6 +34,7 @@ const KERNEL_FUNCTIONS = [
   'loraGather',
   'svd', 'solve',
   'adamw', 'sgd',
+  'castF32ToF16', 'scaleAdd', 'magnitudeHistogram', 'keepMagnitudeBand', 'tiesCombine',
   'benchRawGemm',
 ] as const satisfies readonly Exclude<keyof NativeKernels, 'name'>[];
 

@@ -1,0 +1,203 @@
+// Merging: the hot loops of model merging — f32 → f16 casts, weighted sums that read checkpoint dtypes
+// directly, magnitude histograms and bands (TIES / Breadcrumbs trimming by rank), and the fused TIES sign
+// election + disjoint mean over k task vectors.
+#include <omp.h>
+#include <cstring>
+#include <vector>
+#include "fused.h"
+#include "loops.h"
+#include "registry.h"
+
+using namespace peftjs;
+
+namespace {
+
+// The dtypes scaleAdd reads (CastDType in kernels.ts).
+enum CastDType { kF32 = 0, kBF16 = 1, kF16 = 2 };
+
+inline uint32_t bitsOf(float f) {
+  uint32_t u;
+  std::memcpy(&u, &f, 4);
+  return u;
+}
+
+inline float floatOf(uint32_t u) {
+  float f;
+  std::memcpy(&f, &u, 4);
+  return f;
+}
+
+// f32 → IEEE half, round to nearest even, branch-free so the loop vectorises. Normals: rebias the exponent and
+// add the rounding bias (0xFFF plus the kept mantissa's lowest bit, so ties go to even); a carry into the
+// exponent rounds up correctly, to inf at most. Below 2⁻¹⁴ the result is subnormal: adding 0.5f aligns the
+// mantissa so the FPU's own round-to-nearest-even does the rounding. |x| ≥ 65536 and inf give inf; NaN gives a
+// quiet NaN keeping the sign and the top 10 payload bits.
+inline uint16_t f32ToF16(float x) {
+  uint32_t f = bitsOf(x);
+  const uint32_t sign = (f >> 16) & 0x8000u;
+  f &= 0x7FFFFFFFu;
+  const uint32_t big = f > 0x7F800000u ? 0x7E00u | ((f >> 13) & 0x3FFu) : 0x7C00u;
+  const uint32_t sub = bitsOf(floatOf(f) + 0.5f) - 0x3F000000u;
+  const uint32_t norm = (f + 0xC8000FFFu + ((f >> 13) & 1u)) >> 13;  // 0xC8000000 = (15 − 127) << 23
+  const uint32_t h = f >= 0x47800000u ? big : f < 0x38800000u ? sub : norm;
+  return static_cast<uint16_t>(h | sign);
+}
+
+// IEEE half → f32, exactly (as castF16ToF32).
+inline float f16ToF32(uint16_t h) {
+  const uint32_t sign = static_cast<uint32_t>(h & 0x8000u) << 16;
+  const uint32_t em = h & 0x7FFFu;
+  const uint32_t sub = bitsOf(static_cast<float>(em) * 5.9604644775390625e-8f);
+  uint32_t bits = em >= 0x7C00u ? 0x7F800000u | ((em & 0x3FFu) << 13) : em >= 0x0400u ? (em << 13) + (112u << 23) : sub;
+  return floatOf(bits | sign);
+}
+
+// y = beta·y + alpha·cvt(x); beta = 0 overwrites y without reading it.
+template <typename T, typename Cvt>
+void scaleAddLoop(const T* x, float* y, int64_t n, float alpha, float beta, Cvt cvt) {
+  if (beta == 0.f)
+    parallelFor(n, [=](int64_t i) { y[i] = alpha * cvt(x[i]); });
+  else
+    parallelFor(n, [=](int64_t i) { y[i] = beta * y[i] + alpha * cvt(x[i]); });
+}
+
+}  // namespace
+
+PEFTJS_EXPORT(castF32ToF16) {
+  Args a(info, "castF32ToF16");
+  const float* src = a.f32(0);
+  uint16_t* dst = a.u16(1);
+  int64_t n = sizeArg(a, 2, "n");
+  need(a, 0, "src", n);
+  need(a, 1, "dst", n);
+  parallelFor(n, [=](int64_t i) { dst[i] = f32ToF16(src[i]); });
+  return info.Env().Undefined();
+}
+
+PEFTJS_EXPORT(scaleAdd) {
+  Args a(info, "scaleAdd");
+  const int64_t dtype = a.int64(0);
+  float* y = a.f32(2);
+  int64_t n = sizeArg(a, 3, "n");
+  const float alpha = static_cast<float>(a.num(4)), beta = static_cast<float>(a.num(5));
+  need(a, 1, "x", n);
+  need(a, 2, "y", n);
+  switch (dtype) {
+    case kF32: scaleAddLoop(a.f32(1), y, n, alpha, beta, [](float v) { return v; }); break;
+    case kBF16: scaleAddLoop(a.u16(1), y, n, alpha, beta, [](uint16_t v) { return bf16ToF32(v); }); break;
+    case kF16: scaleAddLoop(a.u16(1), y, n, alpha, beta, [](uint16_t v) { return f16ToF32(v); }); break;
+    default: a.fail("dtype must be 0 (F32), 1 (BF16) or 2 (F16), got " + std::to_string(dtype));
+  }
+  return info.Env().Undefined();
+}
+
+// Per-thread histograms over contiguous index ranges, summed into `hist` (which accumulates).
+PEFTJS_EXPORT(magnitudeHistogram) {
+  Args a(info, "magnitudeHistogram");
+  const uint32_t* x = reinterpret_cast<const uint32_t*>(a.f32(0));
+  int64_t n = sizeArg(a, 1, "n");
+  int32_t* hist = a.i32(2);
+  const int64_t bins = sizeArg(a, 3, "bins"), shift = sizeArg(a, 4, "shift"), matchShift = sizeArg(a, 5, "matchShift");
+  const int64_t match = sizeArg(a, 6, "match");
+  if (bins == 0 || bins > (1 << 16) || (bins & (bins - 1)) != 0) a.fail("bins must be a power of two ≤ 65536, got " + std::to_string(bins));
+  if (shift > 31 || matchShift > 31) a.fail("shift and matchShift must be ≤ 31");
+  need(a, 0, "x", n);
+  need(a, 2, "hist", bins);
+  const uint32_t mask = static_cast<uint32_t>(bins - 1), want = static_cast<uint32_t>(match);
+  const int threads = n >= kParallelMin ? omp_get_max_threads() : 1;
+  std::vector<int32_t> local(static_cast<size_t>(threads) * bins, 0);
+#pragma omp parallel num_threads(threads)
+  {
+    const int t = omp_get_thread_num(), nt = omp_get_num_threads();
+    int32_t* h = local.data() + static_cast<size_t>(t) * bins;
+    for (int64_t i = n * t / nt, end = n * (t + 1) / nt; i < end; i++) {
+      const uint32_t b = x[i] & 0x7FFFFFFFu;
+      if ((b >> matchShift) == want) h[(b >> shift) & mask]++;
+    }
+  }
+  for (int t = 0; t < threads; t++)
+    for (int64_t j = 0; j < bins; j++) hist[j] += local[static_cast<size_t>(t) * bins + j];
+  return info.Env().Undefined();
+}
+
+// Entries equal to a boundary are ranked by index, so each thread first counts the boundary entries in its range;
+// a prefix over threads then gives every thread the count before its range, and the second pass masks.
+PEFTJS_EXPORT(keepMagnitudeBand) {
+  Args a(info, "keepMagnitudeBand");
+  uint32_t* x = reinterpret_cast<uint32_t*>(a.f32(0));
+  int64_t n = sizeArg(a, 1, "n");
+  const int64_t low = static_cast<int64_t>(a.num(2)), lowSkip = static_cast<int64_t>(a.num(3));
+  const int64_t high = static_cast<int64_t>(a.num(4)), highTake = static_cast<int64_t>(a.num(5));
+  int32_t* seen = a.i32(6);
+  need(a, 0, "x", n);
+  need(a, 6, "seen", 2);
+  const int threads = n >= kParallelMin ? omp_get_max_threads() : 1;
+  std::vector<int64_t> lowBefore(threads + 1, 0), highBefore(threads + 1, 0);
+#pragma omp parallel num_threads(threads)
+  {
+    const int t = omp_get_thread_num(), nt = omp_get_num_threads();
+    const int64_t begin = n * t / nt, end = n * (t + 1) / nt;
+    int64_t cl = 0, ch = 0;
+    for (int64_t i = begin; i < end; i++) {
+      const int64_t b = x[i] & 0x7FFFFFFFu;
+      cl += b == low;
+      ch += b == high;
+    }
+    lowBefore[t + 1] = cl;
+    highBefore[t + 1] = ch;
+#pragma omp barrier
+#pragma omp single
+    for (int k = 0; k < nt; k++) {
+      lowBefore[k + 1] += lowBefore[k];
+      highBefore[k + 1] += highBefore[k];
+    }
+    int64_t sl = seen[0] + lowBefore[t], sh = seen[1] + highBefore[t];
+    for (int64_t i = begin; i < end; i++) {
+      const int64_t b = x[i] & 0x7FFFFFFFu;
+      bool keep = b > low && b < high;
+      if (b == low || b == high) {
+        keep = (b != low || sl >= lowSkip) && (b != high || sh < highTake);
+        sl += b == low;
+        sh += b == high;
+      }
+      if (!keep) x[i] = 0;
+    }
+  }
+  seen[0] += static_cast<int32_t>(lowBefore[threads]);
+  seen[1] += static_cast<int32_t>(highBefore[threads]);
+  return info.Env().Undefined();
+}
+
+PEFTJS_EXPORT(tiesCombine) {
+  Args a(info, "tiesCombine");
+  const float* d = a.f32(0);
+  const int64_t k = sizeArg(a, 1, "k"), n = sizeArg(a, 2, "n");
+  const float* w = a.f32(3);
+  const float* base = a.f32(4);
+  float* out = a.f32(5);
+  const double lambda = a.num(6);
+  const bool normalize = a.flag(7), byCount = a.flag(8);
+  need(a, 0, "deltas", k * n);
+  need(a, 3, "w", k);
+  need(a, 4, "base", n);
+  need(a, 5, "out", n);
+  if (k > 64) a.fail("k must be at most 64 task vectors, got " + std::to_string(k));
+  double wd[64];
+  for (int64_t j = 0; j < k; j++) wd[j] = w[j];
+  parallelFor(n, [=, &wd](int64_t i) {
+    double vote = 0;
+    for (int64_t j = 0; j < k; j++) {
+      const double v = wd[j] * d[j * n + i];
+      vote += byCount ? (v > 0) - (v < 0) : v;
+    }
+    double acc = 0, agree = 0;
+    for (int64_t j = 0; j < k; j++) {
+      const double v = wd[j] * d[j * n + i];
+      const bool same = vote >= 0 ? v > 0 : v < 0;
+      acc += same ? v : 0;
+      agree += same ? wd[j] : 0;
+    }
+    out[i] = static_cast<float>(base[i] + lambda * acc / (normalize && agree != 0 ? agree : 1));
+  });
+  return info.Env().Undefined();
+}

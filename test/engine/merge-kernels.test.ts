@@ -1,0 +1,160 @@
+// The merging kernels: native against the reference backend on odd sizes (serial and threaded paths), and the
+// reference against definitions written here (exhaustive f16 round trips, a sorted ranking, a worked TIES entry).
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createRequire } from 'node:module';
+import { CastDType, type Kernels } from '../../src/engine/backend/kernels.js';
+import { reference } from '../../src/engine/backend/reference/index.js';
+
+const native = createRequire(import.meta.url)('../../build/Release/peftjs.node') as Kernels;
+
+/** Deterministic uniform values in [lo, hi) (mulberry32). */
+function rand(n: number, seed: number, lo = -1, hi = 1): Float32Array {
+  let s = seed >>> 0;
+  const out = new Float32Array(n);
+  for (let i = 0; i < n; i++) {
+    s = (s + 0x6d2b79f5) >>> 0;
+    let t = s;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    out[i] = lo + (hi - lo) * (((t ^ (t >>> 14)) >>> 0) / 4294967296);
+  }
+  return out;
+}
+
+// Below and above the native kernels' 32768-element threading threshold.
+const SIZES = [1, 7, 1023, 40_001, 100_003];
+
+/** Every f32 with a given magnitude pattern plus the interesting edges: halves' range, subnormals, inf, NaN. */
+function castInputs(n: number, seed: number): Float32Array {
+  const x = rand(n, seed, -1, 1);
+  const scales = [1, 65504, 65519.99, 65520, 1e5, 6.1e-5, 5.96e-8, 2.98e-8, 1e-9, 3e-4];
+  for (let i = 0; i < n; i++) x[i] *= scales[i % scales.length];
+  const edges = [0, -0, Infinity, -Infinity, NaN, 65504, 65520, -65520, 2 ** -24, 2 ** -25, 3 * 2 ** -26, 2 ** -14, 1 + 2 ** -11, 1 + 3 * 2 ** -11];
+  edges.forEach((v, i) => i < n && (x[i] = v));
+  return x;
+}
+
+test('castF32ToF16: native equals reference bit for bit, odd sizes and edge values', () => {
+  for (const n of SIZES) {
+    const x = castInputs(n, n);
+    const a = new Uint16Array(n), b = new Uint16Array(n);
+    native.castF32ToF16(x, a, n);
+    reference.castF32ToF16(x, b, n);
+    for (let i = 0; i < n; i++) assert.equal(a[i], b[i], `n=${n} x[${i}]=${x[i]}: native ${a[i].toString(16)}, reference ${b[i].toString(16)}`);
+  }
+});
+
+test('castF32ToF16: every half round-trips, midpoints round to even, overflow and NaN', () => {
+  const halves = new Uint16Array(65536).map((_, i) => i);
+  const f = new Float32Array(65536);
+  reference.castF16ToF32(halves, f, 65536);
+  for (const k of [native, reference]) {
+    const back = new Uint16Array(65536);
+    k.castF32ToF16(f, back, 65536);
+    for (let h = 0; h < 65536; h++) {
+      const isNaN = (h & 0x7c00) === 0x7c00 && (h & 0x3ff) !== 0;
+      if (isNaN) assert.equal(back[h], h | 0x200, `${k.name}: NaN ${h.toString(16)} stays NaN (quiet)`);
+      else assert.equal(back[h], h, `${k.name}: half ${h.toString(16)} round-trips`);
+    }
+    // Midpoints between consecutive finite positive halves round to the even one (f64 midpoints are exact in f32).
+    const mids = new Float32Array(0x7bff);
+    for (let h = 0; h < 0x7bff; h++) mids[h] = (f[h] + f[h + 1]) / 2;
+    const r = new Uint16Array(mids.length);
+    k.castF32ToF16(mids, r, mids.length);
+    for (let h = 0; h < mids.length; h++) assert.equal(r[h], h & 1 ? h + 1 : h, `${k.name}: midpoint above ${h.toString(16)}`);
+    const o = new Uint16Array(3);
+    k.castF32ToF16(new Float32Array([65519, 65520, -1e6]), o, 3);
+    assert.deepEqual([...o], [0x7bff, 0x7c00, 0xfc00], `${k.name}: overflow`);
+  }
+});
+
+test('scaleAdd: native matches reference for f32, bf16 and f16 inputs, beta 0 ignores NaN in y', () => {
+  for (const n of SIZES) {
+    const x32 = rand(n, n + 1, -3, 3);
+    const xb = new Uint16Array(n), xh = new Uint16Array(n);
+    reference.castF32ToBF16(x32, xb, n);
+    reference.castF32ToF16(x32, xh, n);
+    for (const [dtype, x] of [[CastDType.F32, x32], [CastDType.BF16, xb], [CastDType.F16, xh]] as const) {
+      for (const [alpha, beta] of [[0.75, 0], [-1, 1], [0.3, -0.5]]) {
+        const y0 = beta === 0 ? new Float32Array(n).fill(NaN) : rand(n, n + 2);
+        const a = y0.slice(), b = y0.slice();
+        native.scaleAdd(dtype, x, a, n, alpha, beta);
+        reference.scaleAdd(dtype, x, b, n, alpha, beta);
+        for (let i = 0; i < n; i++) assert.ok(Math.abs(a[i] - b[i]) <= 1e-6 * (1 + Math.abs(b[i])), `dtype ${dtype} n=${n} [${i}]: ${a[i]} vs ${b[i]}`);
+      }
+    }
+  }
+  const y = new Float32Array(2);
+  reference.scaleAdd(CastDType.BF16, new Uint16Array([0x3f80, 0xc000]), y, 2, 2, 0); // bf16 1 and −2
+  assert.deepEqual([...y], [2, -4]);
+});
+
+test('magnitudeHistogram: native equals reference (accumulating, with a prefix match); counts match a direct count', () => {
+  for (const n of SIZES) {
+    const x = rand(n, n + 3, -2, 2);
+    const bits = new Uint32Array(x.buffer);
+    for (const [bins, shift, matchShift, match] of [[2048, 20, 31, 0], [1024, 10, 20, bits[0] >>> 20 & 0x7ff]]) {
+      const a = new Int32Array(bins).fill(5), b = new Int32Array(bins).fill(5);
+      native.magnitudeHistogram(x, n, a, bins, shift, matchShift, match);
+      reference.magnitudeHistogram(x, n, b, bins, shift, matchShift, match);
+      assert.deepEqual(a, b, `n=${n} shift=${shift}`);
+      let want = 0;
+      for (let i = 0; i < n; i++) want += Number(matchShift === 31 || (bits[i] & 0x7fffffff) >>> matchShift === match);
+      assert.equal(a.reduce((s, c) => s + c, 0) - 5 * bins, want, `n=${n}: total count`);
+    }
+  }
+});
+
+/** Kept indices of a band of ascending (|x|, index) ranks [lo, hi), by sorting. */
+function bandBySort(x: Float32Array, lo: number, hi: number): Set<number> {
+  const order = [...x.keys()].sort((i, j) => Math.abs(x[i]) - Math.abs(x[j]) || i - j);
+  return new Set(order.slice(lo, hi));
+}
+
+test('keepMagnitudeBand: native equals reference in chunks, and keeps exactly the sorted rank band with ties by index', () => {
+  for (const n of SIZES.filter((s) => s > 1)) {
+    // Quantised values so many entries tie in magnitude.
+    const x = rand(n, n + 4, -1, 1).map((v) => Math.round(v * 8) / 8);
+    const u = new Uint32Array(x.buffer);
+    const sorted = [...u].map((b) => b & 0x7fffffff).sort((p, q) => p - q);
+    const lo = Math.floor(n * 0.3), hi = Math.floor(n * 0.9);
+    const low = sorted[lo], high = sorted[hi - 1];
+    const lowSkip = lo - sorted.indexOf(low), highTake = hi - sorted.indexOf(high);
+    const outs = [native, reference].map((k) => {
+      const y = x.slice();
+      const seen = new Int32Array(2);
+      const cut = Math.floor(n / 3); // two chunks continue one ranking through `seen`
+      k.keepMagnitudeBand(y.subarray(0, cut), cut, low, lowSkip, high, highTake, seen);
+      k.keepMagnitudeBand(y.subarray(cut), n - cut, low, lowSkip, high, highTake, seen);
+      return y;
+    });
+    assert.deepEqual(outs[0], outs[1], `n=${n}: native vs reference`);
+    const keep = bandBySort(x, lo, hi);
+    for (let i = 0; i < n; i++) assert.equal(outs[0][i], keep.has(i) ? x[i] : 0, `n=${n}: entry ${i}`);
+  }
+});
+
+test('tiesCombine: native matches reference (sum and count votes), and a worked entry', () => {
+  for (const n of SIZES) {
+    for (const k of [1, 3]) {
+      const d = rand(k * n, n + k, -1, 1).map((v, i) => (i % 5 === 0 ? 0 : v));
+      const w = Float32Array.from({ length: k }, (_, j) => 0.5 + j);
+      const base = rand(n, n + 9);
+      for (const [normalize, byCount] of [[true, false], [false, true], [true, true]]) {
+        const a = new Float32Array(n), b = new Float32Array(n);
+        native.tiesCombine(d, k, n, w, base, a, 0.8, normalize, byCount);
+        reference.tiesCombine(d, k, n, w, base, b, 0.8, normalize, byCount);
+        for (let i = 0; i < n; i++) assert.ok(Math.abs(a[i] - b[i]) <= 1e-6 * (1 + Math.abs(b[i])), `k=${k} n=${n} [${i}]: ${a[i]} vs ${b[i]}`);
+      }
+    }
+  }
+  for (const kern of [native, reference]) {
+    const out = new Float32Array(2);
+    // Entry 0: 3, −2, −2 → sum −1 elects −, disjoint mean −2. Entry 1: 4, −1, −1 → sum 2 elects +, mean 4; by count −.
+    kern.tiesCombine(new Float32Array([3, 4, -2, -1, -2, -1]), 3, 2, new Float32Array([1, 1, 1]), new Float32Array([10, 10]), out, 1, true, false);
+    assert.deepEqual([...out], [8, 14], kern.name);
+    kern.tiesCombine(new Float32Array([3, 4, -2, -1, -2, -1]), 3, 2, new Float32Array([1, 1, 1]), new Float32Array([10, 10]), out, 1, true, true);
+    assert.deepEqual([...out], [8, 9], `${kern.name} by count`);
+  }
+});
