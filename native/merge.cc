@@ -52,11 +52,14 @@ inline float f16ToF32(uint16_t h) {
   return floatOf(bits | sign);
 }
 
-// y = beta·y + alpha·cvt(x); beta = 0 overwrites y without reading it.
+// y = beta·y + alpha·cvt(x); beta = 0 overwrites y without reading it, beta = 1 is axpy's y += alpha·x (the same
+// rounding, so a streamed linear merge equals the whole-tensor one bit for bit).
 template <typename T, typename Cvt>
 void scaleAddLoop(const T* x, float* y, int64_t n, float alpha, float beta, Cvt cvt) {
   if (beta == 0.f)
     parallelFor(n, [=](int64_t i) { y[i] = alpha * cvt(x[i]); });
+  else if (beta == 1.f)
+    parallelFor(n, [=](int64_t i) { y[i] += alpha * cvt(x[i]); });
   else
     parallelFor(n, [=](int64_t i) { y[i] = beta * y[i] + alpha * cvt(x[i]); });
 }

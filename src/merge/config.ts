@@ -27,7 +27,7 @@ import { parse as parseYaml } from 'yaml';
 import { openCheckpointTensors } from '../io/sharded.js';
 import type { TensorSource } from '../io/safetensors.js';
 import { parseDType, toF32, isFloatDType, type FloatDType } from './dtype.js';
-import { METHODS, type MethodDef, type ParamValue, type SideTensor } from './registry.js';
+import { METHODS, type MethodDef, type MethodParams, type ParamValue, type SideTensor } from './registry.js';
 import { mergeCheckpoints, type MergeProgress, type MergeReport, type TensorContext } from './stream.js';
 
 /** A gradient (list of numbers, interpolated across layers) or a scalar. */
@@ -220,6 +220,10 @@ export function layerPosition(ctx: TensorContext): number {
 /** Options of {@link runMerge}. */
 export interface RunMergeOptions {
   maxShardBytes?: number;
+  /** Elements per range of the streamed (element-wise) methods (default 2¹⁹). */
+  chunkElements?: number;
+  /** Read ahead in a worker thread (default: inputs of 256 MB or more). */
+  prefetch?: boolean;
   /** Seed of the random methods (dare_*); default 0. */
   seed?: number;
   onProgress?: (p: MergeProgress) => void;
@@ -248,6 +252,22 @@ export function runMerge(config: MergeConfig, out: string, opts: RunMergeOptions
     return toF32(s.read(name), info.dtype);
   };
   const seed = opts.seed ?? 0;
+  const fisher: SideTensor = method.needs === 'fisher' ? side : () => null;
+  const gram: SideTensor = method.needs === 'gram' ? side : () => null;
+  // The method's parameters for one tensor: filters and gradients evaluated at its name and layer.
+  const params = (ctx: TensorContext): MethodParams => {
+    const t = layerPosition(ctx);
+    const value = (p: (typeof method.params)[number], own: Record<string, Setting>): ParamValue => {
+      const setting = own[p.name] ?? config.parameters[p.name];
+      const v = setting === undefined ? undefined : evaluateSetting(setting, ctx.name, t);
+      if (v !== undefined) return v;
+      if (p.default !== undefined) return p.default;
+      throw new MergeConfigError(`merge config: ${p.name}: no value applies to tensor ${ctx.name} (add a condition without a filter)`);
+    };
+    const global = Object.fromEntries(method.params.filter((p) => !p.perModel).map((p) => [p.name, value(p, {})]));
+    const perModel = config.models.map((m) => Object.fromEntries(method.params.filter((p) => p.perModel).map((p) => [p.name, value(p, m.parameters)])));
+    return { ctx, global, perModel, seed: (hashName(ctx.name) ^ seed) >>> 0, fisher, gram };
+  };
   try {
     return mergeCheckpoints({
       inputs: paths,
@@ -255,22 +275,11 @@ export function runMerge(config: MergeConfig, out: string, opts: RunMergeOptions
       out,
       outDtype: config.dtype,
       maxShardBytes: opts.maxShardBytes,
+      chunkElements: opts.chunkElements,
+      prefetch: opts.prefetch,
       onProgress: opts.onProgress,
-      merge(ctx, tensors) {
-        const t = layerPosition(ctx);
-        const value = (p: (typeof method.params)[number], own: Record<string, Setting>): ParamValue => {
-          const setting = own[p.name] ?? config.parameters[p.name];
-          const v = setting === undefined ? undefined : evaluateSetting(setting, ctx.name, t);
-          if (v !== undefined) return v;
-          if (p.default !== undefined) return p.default;
-          throw new MergeConfigError(`merge config: ${p.name}: no value applies to tensor ${ctx.name} (add a condition without a filter)`);
-        };
-        const global = Object.fromEntries(method.params.filter((p) => !p.perModel).map((p) => [p.name, value(p, {})]));
-        const perModel = config.models.map((m) => Object.fromEntries(method.params.filter((p) => p.perModel).map((p) => [p.name, value(p, m.parameters)])));
-        const fisher: SideTensor = method.needs === 'fisher' ? side : () => null;
-        const gram: SideTensor = method.needs === 'gram' ? side : () => null;
-        return method.merge({ ctx, tensors, global, perModel, seed: (hashName(ctx.name) ^ seed) >>> 0, fisher, gram });
-      },
+      merge: (ctx, tensors) => method.merge({ ...params(ctx), tensors }),
+      chunked: method.chunked ? (ctx, scan) => method.chunked!(params(ctx), scan) : undefined,
     });
   } finally {
     for (const s of stats) s?.close();

@@ -29,62 +29,25 @@ export function toF32(data: SafeArray, dtype: FloatDType): Float32Array {
 
 /** f32 `x` converted to `dtype` (rounding to nearest even): `x` itself for F32, a fresh array otherwise. */
 export function fromF32(x: Float32Array, dtype: FloatDType): SafeArray {
+  if (dtype === 'F32') return x as SafeArray;
+  return fromF32Into(x, dtype, dtype === 'F64' ? new Float64Array(x.length) : new Uint16Array(x.length));
+}
+
+/** {@link fromF32} into `dst` (of `dtype`'s array type and x's length; ignored for F32, which returns `x`). */
+export function fromF32Into(x: Float32Array, dtype: FloatDType, dst: SafeArray): SafeArray {
   switch (dtype) {
     case 'F32':
       return x as SafeArray;
     case 'F64':
-      return Float64Array.from(x);
-    case 'BF16': {
-      const out = new Uint16Array(x.length);
-      backend().castF32ToBF16(x, out, x.length);
-      return out as SafeArray;
-    }
+      (dst as Float64Array).set(x);
+      return dst;
+    case 'BF16':
+      backend().castF32ToBF16(x, dst as Uint16Array, x.length);
+      return dst;
     case 'F16':
-      return f32ToF16(x) as SafeArray;
+      backend().castF32ToF16(x, dst as Uint16Array, x.length);
+      return dst;
   }
-}
-
-/**
- * IEEE half bits of `x`, round to nearest even, overflow to ±inf, NaN kept, subnormals exact. (The kernel
- * contract has castF16ToF32 but no f32 → f16 cast; this is its TypeScript stand-in.)
- */
-export function f32ToF16(x: Float32Array): Uint16Array {
-  const bits = new Uint32Array(x.buffer, x.byteOffset, x.length);
-  const out = new Uint16Array(x.length);
-  for (let i = 0; i < x.length; i++) {
-    const b = bits[i];
-    const sign = (b >>> 16) & 0x8000;
-    const exp = (b >>> 23) & 0xff;
-    const mant = b & 0x7fffff;
-    if (exp === 0xff) {
-      out[i] = sign | 0x7c00 | (mant ? 0x200 : 0);
-      continue;
-    }
-    const e = exp - 127 + 15;
-    if (e >= 0x1f) {
-      out[i] = sign | 0x7c00;
-      continue;
-    }
-    if (e <= 0) {
-      // Subnormal half (or zero): shift the mantissa with its implicit bit, rounding to nearest even.
-      if (e < -10) {
-        out[i] = sign;
-        continue;
-      }
-      const m = mant | 0x800000;
-      const shift = 14 - e;
-      let h = m >>> shift;
-      const rem = m & ((1 << shift) - 1), half = 1 << (shift - 1);
-      if (rem > half || (rem === half && h & 1)) h++;
-      out[i] = sign | h;
-      continue;
-    }
-    let h = (e << 10) | (mant >>> 13);
-    const rem = mant & 0x1fff;
-    if (rem > 0x1000 || (rem === 0x1000 && h & 1)) h++; // a carry into the exponent rounds up correctly (to inf at most)
-    out[i] = sign | h;
-  }
-  return out;
 }
 
 /** The safetensors dtype named by a mergekit/PyTorch `dtype` string (float32, float16, bfloat16, …). */

@@ -3,15 +3,17 @@
  * per-tensor merger over owned f32 buffers (working in place, so a streamed merge holds no extra copies). The
  * math lives in methods/*.ts; this file only wires parameters to it.
  */
-import { breadcrumbsMask } from './methods/breadcrumbs.js';
+import { backend } from '../engine/index.js';
+import { breadcrumbsRanks } from './methods/breadcrumbs.js';
 import { dareDrop } from './methods/dare.js';
 import { fisherMerge } from './methods/fisher.js';
-import { linearInto } from './methods/linear.js';
+import { linearInto, linearScale } from './methods/linear.js';
 import { regmean } from './methods/regmean.js';
 import { slerp } from './methods/slerp.js';
-import { combineTaskVectors, subtractInPlace, type Consensus } from './methods/task-arithmetic.js';
-import { trimByMagnitude } from './methods/ties.js';
-import type { TensorContext } from './stream.js';
+import { combineTaskVectors, packedCombiner, subtractInPlace, type Consensus } from './methods/task-arithmetic.js';
+import { trimRanks } from './methods/ties.js';
+import { applyBand, keepMagnitudeRanks, magnitudeBands } from './select.js';
+import type { ChunkMerge, InputChunk, TensorContext, TensorScan } from './stream.js';
 
 /** A parameter value after filters and gradients are applied. */
 export type ParamValue = number | boolean;
@@ -27,11 +29,9 @@ export interface ParamDef {
 /** Data-dependent statistics per model, tensor by tensor (Fisher diagonals, Gram matrices); null when absent. */
 export type SideTensor = (model: number, name: string) => Float32Array | null;
 
-/** Everything a method's per-tensor merge receives. */
-export interface MethodCall {
+/** Everything a method's per-tensor merge receives besides the tensors. */
+export interface MethodParams {
   ctx: TensorContext;
-  /** f32 tensors: the base first when the method takes one (`needsBase`), then the models, in config order. */
-  tensors: Float32Array[];
   /** Global parameters, resolved for this tensor. */
   global: Record<string, ParamValue>;
   /** Per-model parameters (one record per model, base excluded), resolved for this tensor. */
@@ -40,6 +40,12 @@ export interface MethodCall {
   seed: number;
   fisher: SideTensor;
   gram: SideTensor;
+}
+
+/** A whole-tensor merge call. */
+export interface MethodCall extends MethodParams {
+  /** f32 tensors: the base first when the method takes one (`needsBase`), then the models, in config order. */
+  tensors: Float32Array[];
 }
 
 /** One merge method. */
@@ -52,10 +58,15 @@ export interface MethodDef {
   needs?: 'fisher' | 'gram';
   params: ParamDef[];
   merge(call: MethodCall): Float32Array;
+  /**
+   * The range-by-range form, for element-wise methods: the merge of one range from the inputs' chunks (in the
+   * order of `tensors`), after any passes over `scan` it needs. Absent (or null for a tensor): `merge` runs.
+   */
+  chunked?(call: MethodParams, scan: TensorScan): ChunkMerge | null;
 }
 
 const num = (v: ParamValue | undefined) => Number(v);
-const weights = (c: MethodCall) => c.perModel.map((p) => num(p.weight));
+const weights = (c: MethodParams) => c.perModel.map((p) => num(p.weight));
 
 const weight = (fallback?: number): ParamDef => ({ name: 'weight', perModel: true, default: fallback });
 const density: ParamDef = { name: 'density', perModel: true, default: 1 };
@@ -64,15 +75,20 @@ const lambda: ParamDef = { name: 'lambda', perModel: false, default: 1 };
 const int8Mask: ParamDef = { name: 'int8_mask', perModel: false, default: false };
 
 /**
- * The generalised task arithmetic family (task_arithmetic, ties, dare_*, breadcrumbs*): τᵢ = θᵢ − θ_base in place,
- * `sparsify` each, then combine into the base buffer.
+ * How the task-arithmetic family sparsifies each task vector: keep a band of magnitude ranks (TIES, Breadcrumbs:
+ * streamable once the band's thresholds are found), or a random drop (DARE: whole tensors only).
  */
-function taskFamily(
-  sparsify: ((delta: Float32Array, p: Record<string, ParamValue>, call: MethodCall, i: number) => void) | null,
-  consensus: Consensus | null,
-  normalize: boolean,
-  extra: ParamDef[],
-): MethodDef {
+type Sparsify =
+  | { band: (n: number, p: Record<string, ParamValue>) => [number, number] }
+  | { drop: (delta: Float32Array, p: Record<string, ParamValue>, call: MethodCall, i: number) => void };
+
+/**
+ * The generalised task arithmetic family (task_arithmetic, ties, dare_*, breadcrumbs*): τᵢ = θᵢ − θ_base,
+ * sparsified, then combined into the base — in place on whole tensors, or range by range from the inputs' own
+ * dtypes, with each τᵢ's magnitude band located by two passes over the tensor first.
+ */
+function taskFamily(sparsify: Sparsify | null, consensus: Consensus | null, normalize: boolean, extra: ParamDef[]): MethodDef {
+  const options = (c: MethodParams) => ({ consensus, normalize: Boolean(c.global.normalize), lambda: num(c.global.lambda) });
   return {
     needsBase: true,
     params: [weight(), lambda, { name: 'normalize', perModel: false, default: normalize }, int8Mask, ...extra],
@@ -80,20 +96,59 @@ function taskFamily(
       const [base, ...models] = call.tensors;
       const deltas = models.map((m, i) => {
         subtractInPlace(m, base);
-        sparsify?.(m, call.perModel[i], call, i);
+        if (sparsify && 'band' in sparsify) keepMagnitudeRanks(m, ...sparsify.band(m.length, call.perModel[i]));
+        if (sparsify && 'drop' in sparsify) sparsify.drop(m, call.perModel[i], call, i);
         return m;
       });
-      return combineTaskVectors(base, deltas, { weights: weights(call), consensus, normalize: Boolean(call.global.normalize), lambda: num(call.global.lambda) }, base);
+      return combineTaskVectors(base, deltas, { weights: weights(call), ...options(call) }, base);
+    },
+    chunked(call, scan) {
+      if (sparsify && 'drop' in sparsify) return null;
+      const k = call.perModel.length;
+      let rows = new Float32Array(0);
+      // τⱼ of a range, as row j of `rows` [k, length]: model j + 1 minus the base (input 0), read in their dtypes.
+      const taskVectorRows = (chunks: readonly InputChunk[], length: number): Float32Array => {
+        if (rows.length < k * length) rows = new Float32Array(k * length);
+        const r = rows.subarray(0, k * length);
+        for (let j = 0; j < k; j++) {
+          const row = r.subarray(j * length, (j + 1) * length);
+          backend().scaleAdd(chunks[j + 1].dtype, chunks[j + 1].data, row, length, 1, 0);
+          backend().scaleAdd(chunks[0].dtype, chunks[0].data, row, length, -1, 1);
+        }
+        return r;
+      };
+      const n = call.ctx.shape.reduce((a, d) => a * d, 1);
+      const bands = sparsify
+        ? magnitudeBands(
+            (visit) => scan((chunks, _offset, length) => {
+              const r = taskVectorRows(chunks, length);
+              visit(Array.from({ length: k }, (_, j) => r.subarray(j * length, (j + 1) * length)));
+            }),
+            n,
+            call.perModel.map((p) => sparsify.band(n, p)),
+          )
+        : [];
+      const seen = bands.map(() => new Int32Array(2));
+      const combine = packedCombiner(Float32Array.from(weights(call)), options(call));
+      return (chunks, _offset, out) => {
+        const length = out.length;
+        const r = taskVectorRows(chunks, length);
+        bands.forEach((b, j) => applyBand(r.subarray(j * length, (j + 1) * length), b, seen[j]));
+        backend().scaleAdd(chunks[0].dtype, chunks[0].data, out, length, 1, 0);
+        combine(out, r, out);
+      };
     },
   };
 }
 
-const trim = (d: Float32Array, p: Record<string, ParamValue>) => void trimByMagnitude(d, num(p.density));
-const crumbs = (d: Float32Array, p: Record<string, ParamValue>) => void breadcrumbsMask(d, num(p.density), num(p.gamma));
-const drop = (d: Float32Array, p: Record<string, ParamValue>, call: MethodCall, i: number) => {
-  const keep = num(p.density);
-  dareDrop(d, keep, call.seed + i);
-  if (!call.global.rescale && keep > 0 && keep < 1) for (let j = 0; j < d.length; j++) d[j] *= keep;
+const trim: Sparsify = { band: (n, p) => trimRanks(n, num(p.density)) };
+const crumbs: Sparsify = { band: (n, p) => breadcrumbsRanks(n, num(p.density), num(p.gamma)) };
+const drop: Sparsify = {
+  drop(d, p, call, i) {
+    const keep = num(p.density);
+    dareDrop(d, keep, call.seed + i);
+    if (!call.global.rescale && keep > 0 && keep < 1) for (let j = 0; j < d.length; j++) d[j] *= keep;
+  },
 };
 const gamma: ParamDef = { name: 'gamma', perModel: true, default: 0.01 };
 const rescale: ParamDef = { name: 'rescale', perModel: false, default: true };
@@ -104,6 +159,11 @@ export const METHODS: Record<string, MethodDef> = {
     needsBase: false,
     params: [weight(), { name: 'normalize', perModel: false, default: true }],
     merge: (c) => linearInto(c.tensors[0], c.tensors, weights(c), { normalize: Boolean(c.global.normalize) }),
+    chunked(c) {
+      const scale = linearScale(weights(c), { normalize: Boolean(c.global.normalize) });
+      const w = weights(c).map((x) => x * scale);
+      return (chunks, _offset, out) => chunks.forEach((x, j) => backend().scaleAdd(x.dtype, x.data, out, out.length, w[j], j === 0 ? 0 : 1));
+    },
   },
   task_arithmetic: taskFamily(null, null, false, []),
   ties: taskFamily(trim, 'sum', true, [density]),

@@ -1,53 +1,103 @@
 /**
  * Magnitude ranking without sorting: the entries of a tensor ordered by (|x|, index) ascending, and masks that keep
- * a range of those ranks. TIES keeps the top `density` fraction, Breadcrumbs a middle band. Selection is a
- * three-level radix select over the IEEE bits of |x| (for non-negative floats the bit patterns order like the
- * values), so a 45M-entry matrix costs four linear passes instead of an O(n log n) sort. Ties in magnitude are
- * broken by index (the earlier entry ranks lower), which makes every mask deterministic.
+ * a band of those ranks. TIES keeps the top `density` fraction, Breadcrumbs a middle band. Selection is a two-level
+ * radix select over the IEEE bits of |x| (for non-negative floats the bit patterns order like the values): one
+ * histogram pass over the top 15 magnitude bits, one over the low 16 bits of the chosen buckets — two linear passes
+ * (the backend's magnitudeHistogram) instead of an O(n log n) sort. The passes see the tensor chunk by chunk, so a
+ * streamed merge can select over a tensor it never holds whole; the mask is then the backend's keepMagnitudeBand,
+ * which breaks ties in magnitude by index (the earlier entry ranks lower), so every mask is deterministic.
  */
+import { backend } from '../engine/index.js';
 
-const ABS = 0x7fffffff;
-/** Radix levels below the first (which is bits 20–30): [shift, width]. */
-const LOWER_LEVELS: [number, number][] = [
-  [10, 10],
-  [0, 10],
-];
+/** One pass over several same-length vectors, chunk by chunk: calls `visit` with each chunk of every vector, in order. */
+export type VectorScan = (visit: (chunks: readonly Float32Array[]) => void) => void;
+
+/** A band of ranks as the backend's keepMagnitudeBand takes it. */
+export interface MagnitudeBand {
+  /** Magnitude bits of the lowest kept rank (−1: no lower boundary) and how many entries equal to it are dropped. */
+  low: number;
+  lowSkip: number;
+  /** Magnitude bits of the highest kept rank (2³¹: no upper boundary) and how many entries equal to it are kept. */
+  high: number;
+  highTake: number;
+}
+
+/** Magnitude bits of one rank and how many entries are strictly smaller in magnitude. */
+export interface RankedMagnitude {
+  bits: number;
+  less: number;
+}
+
+const TOP_SHIFT = 16, TOP_BINS = 1 << 15, LOW_BINS = 1 << 16;
+const EVERYTHING: MagnitudeBand = { low: -1, lowSkip: 0, high: 2 ** 31, highTake: 0 };
+// No magnitude reaches 2³¹, so nothing lies above `low` and nothing is taken at `high`.
+const NOTHING: MagnitudeBand = { low: 2 ** 31, lowSkip: 0, high: 2 ** 31, highTake: 0 };
+
+/** The bucket holding ascending rank `rank` of `hist`, and how many entries lie in lower buckets. */
+function bucketOf(hist: Int32Array, rank: number): { bucket: number; less: number } {
+  let less = 0, bucket = 0;
+  while (less + hist[bucket] <= rank) less += hist[bucket++];
+  return { bucket, less };
+}
 
 /**
- * The magnitude bits of the entry of ascending rank `rank` (0 ≤ rank < n) and how many entries are strictly
- * smaller in magnitude. One histogram pass over the top 11 magnitude bits, one pass collecting the entries of the
- * chosen bucket, then the lower 20 bits are resolved on those candidates only.
+ * Locates ascending magnitude ranks in the vectors of a scan: `wanted[v]` lists ranks of vector v (null: none).
+ * Two passes of `scan`, or none when nothing is wanted.
  */
-export function magnitudeAtRank(x: Float32Array, rank: number): { bits: number; less: number } {
-  const bits = new Uint32Array(x.buffer, x.byteOffset, x.length);
-  const n = bits.length;
-  if (!(rank >= 0 && rank < n)) throw new RangeError(`magnitudeAtRank: rank ${rank} outside [0, ${n})`);
-  const top = new Float64Array(2048);
-  for (let i = 0; i < n; i++) top[(bits[i] & ABS) >>> 20]++;
-  let remaining = rank, less = 0, bucket = 0;
-  while (remaining >= top[bucket]) {
-    remaining -= top[bucket];
-    less += top[bucket++];
-  }
-  let candidates = new Uint32Array(top[bucket]);
-  for (let i = 0, c = 0; i < n; i++) {
-    const b = bits[i] & ABS;
-    if (b >>> 20 === bucket) candidates[c++] = b;
-  }
-  let prefix = bucket << 20;
-  for (const [shift, width] of LOWER_LEVELS) {
-    const mask = (1 << width) - 1;
-    const hist = new Float64Array(1 << width);
-    for (const b of candidates) hist[(b >>> shift) & mask]++;
-    let sub = 0;
-    while (remaining >= hist[sub]) {
-      remaining -= hist[sub];
-      less += hist[sub++];
-    }
-    prefix |= sub << shift;
-    candidates = candidates.filter((b) => ((b >>> shift) & mask) === sub);
-  }
-  return { bits: prefix >>> 0, less };
+function locateRanks(scan: VectorScan, wanted: readonly (readonly (number | null)[])[]): (RankedMagnitude | null)[][] {
+  const k = backend();
+  if (wanted.every((w) => w.every((r) => r === null))) return wanted.map((w) => w.map(() => null));
+  const top = wanted.map((w) => (w.some((r) => r !== null) ? new Int32Array(TOP_BINS) : null));
+  scan((chunks) => chunks.forEach((c, v) => top[v] && k.magnitudeHistogram(c, c.length, top[v], TOP_BINS, TOP_SHIFT, 31, 0)));
+  const found = wanted.map((w, v) => w.map((rank) => (rank === null ? null : { rank, ...bucketOf(top[v]!, rank), hist: new Int32Array(LOW_BINS) })));
+  scan((chunks) =>
+    chunks.forEach((c, v) => {
+      for (const f of found[v]) if (f) k.magnitudeHistogram(c, c.length, f.hist, LOW_BINS, 0, TOP_SHIFT, f.bucket);
+    }),
+  );
+  return found.map((fs) =>
+    fs.map((f) => {
+      if (f === null) return null;
+      const sub = bucketOf(f.hist, f.rank - f.less);
+      return { bits: (f.bucket << TOP_SHIFT) | sub.bucket, less: f.less + sub.less };
+    }),
+  );
+}
+
+/**
+ * For each vector v of a scan (all of length n) and its rank range [lo, hi) (clamped to [0, n]), the band that keeps
+ * exactly the entries of ascending (|x|, index) rank in the range. Two passes of `scan`, none when every range is
+ * everything or nothing.
+ */
+export function magnitudeBands(scan: VectorScan, n: number, ranges: readonly (readonly [number, number])[]): MagnitudeBand[] {
+  const clamped = ranges.map(([lo, hi]) => [Math.max(0, Math.floor(lo)), Math.min(n, Math.floor(hi))] as const);
+  // The lowest and the highest kept rank of each range, where they are not the ends.
+  const at = locateRanks(scan, clamped.map(([lo, hi]) => (lo >= hi ? [] : [lo > 0 ? lo : null, hi < n ? hi - 1 : null])));
+  return clamped.map(([lo, hi], v) => {
+    if (lo >= hi) return NOTHING;
+    const [l, h] = at[v];
+    if (!l && !h) return EVERYTHING;
+    return { low: l ? l.bits : -1, lowSkip: l ? lo - l.less : 0, high: h ? h.bits : 2 ** 31, highTake: h ? hi - h.less : 0 };
+  });
+}
+
+/** Whether `band` keeps every entry (applying it is a no-op). */
+export function keepsAll(band: MagnitudeBand): boolean {
+  return band.low < 0 && band.high >= 2 ** 31;
+}
+
+/** Applies `band` to the next chunk of a vector; `seen` [2] carries the boundary counts from chunk to chunk. */
+export function applyBand(x: Float32Array, band: MagnitudeBand, seen: Int32Array): void {
+  if (!keepsAll(band)) backend().keepMagnitudeBand(x, x.length, band.low, band.lowSkip, band.high, band.highTake, seen);
+}
+
+/** A scan over whole arrays: one chunk each. */
+export const wholeScan = (xs: readonly Float32Array[]): VectorScan => (visit) => visit(xs);
+
+/** The magnitude bits of the entry of ascending rank `rank` (0 ≤ rank < n) and how many entries are smaller. */
+export function magnitudeAtRank(x: Float32Array, rank: number): RankedMagnitude {
+  if (!(rank >= 0 && rank < x.length)) throw new RangeError(`magnitudeAtRank: rank ${rank} outside [0, ${x.length})`);
+  return locateRanks(wholeScan([x]), [[rank]])[0][0]!;
 }
 
 /**
@@ -55,27 +105,7 @@ export function magnitudeAtRank(x: Float32Array, rank: number): { bits: number; 
  * lo ≤ 0 and hi ≥ n keeps everything.
  */
 export function keepMagnitudeRanks(x: Float32Array, lo: number, hi: number): Float32Array {
-  const n = x.length;
-  lo = Math.max(0, Math.floor(lo));
-  hi = Math.min(n, Math.floor(hi));
-  if (lo === 0 && hi === n) return x;
-  if (lo >= hi) return x.fill(0);
-  const bits = new Uint32Array(x.buffer, x.byteOffset, n);
-  // Entries equal in magnitude to the boundary value are ranked by index: skip the first `skip` of those at the
-  // low boundary, take only the first `take` of those at the high boundary.
-  const low = lo > 0 ? magnitudeAtRank(x, lo) : { bits: -1, less: 0 };
-  const high = hi < n ? magnitudeAtRank(x, hi - 1) : { bits: 0x80000000, less: 0 };
-  const skip = lo - low.less, take = hi - high.less;
-  let seenLow = 0, seenHigh = 0;
-  for (let i = 0; i < n; i++) {
-    const b = bits[i] & ABS;
-    let keep = b > low.bits && b < high.bits;
-    if (b === low.bits || b === high.bits) {
-      keep = (b !== low.bits || seenLow >= skip) && (b !== high.bits || seenHigh < take);
-      if (b === low.bits) seenLow++;
-      if (b === high.bits) seenHigh++;
-    }
-    if (!keep) x[i] = 0;
-  }
+  const [band] = magnitudeBands(wholeScan([x]), x.length, [[lo, hi]]);
+  applyBand(x, band, new Int32Array(2));
   return x;
 }

@@ -41,6 +41,8 @@ export class ShardWriter {
   private readonly place = new Map<string, Placement>();
   private readonly shards: Shard[] = [];
   private readonly written = new Set<string>();
+  /** Bytes written so far of tensors written in ranges and not yet complete. */
+  private readonly partial = new Map<string, number>();
   private readonly specs: Map<string, TensorSpec>;
   /** Sum of all tensors' data bytes. */
   readonly totalBytes: number;
@@ -104,19 +106,39 @@ export class ShardWriter {
 
   /** Writes `name`'s data (its declared dtype and element count); closes its shard when it was the last one. */
   write(name: string, data: SafeArray): void {
-    const p = this.place.get(name);
-    const spec = this.specs.get(name);
-    if (p === undefined || spec === undefined) throw new Error(`ShardWriter: tensor ${JSON.stringify(name)} was not declared`);
-    if (this.written.has(name)) throw new Error(`ShardWriter: tensor ${JSON.stringify(name)} written twice`);
-    if (data.byteLength !== p.bytes) throw new Error(`ShardWriter: tensor ${JSON.stringify(name)} ([${spec.shape}] ${spec.dtype}) needs ${p.bytes} bytes, got ${data.byteLength}`);
+    const p = this.placement(name);
+    if (data.byteLength !== p.bytes) throw new Error(`ShardWriter: tensor ${JSON.stringify(name)} ([${this.specs.get(name)!.shape}] ${this.specs.get(name)!.dtype}) needs ${p.bytes} bytes, got ${data.byteLength}`);
+    this.writeRange(name, 0, data);
+  }
+
+  /**
+   * Writes part of `name`'s data at byte `offset` of the tensor; the tensor counts as written (and its shard may
+   * close) once as many bytes as it holds have been written. Ranges must not overlap.
+   */
+  writeRange(name: string, offset: number, data: SafeArray): void {
+    const p = this.placement(name);
+    const done = this.partial.get(name) ?? 0;
+    if (offset < 0 || offset + data.byteLength > p.bytes || done + data.byteLength > p.bytes) {
+      throw new Error(`ShardWriter: tensor ${JSON.stringify(name)} holds ${p.bytes} bytes; writing ${data.byteLength} at ${offset} (${done} already written) overflows it`);
+    }
     const shard = this.shards[p.shard];
     if (shard.fd < 0) {
       shard.fd = openSync(shard.tmp, 'w');
       writeAt(shard.fd, shard.headerBytes, 0);
     }
-    writeAt(shard.fd, new Uint8Array(data.buffer, data.byteOffset, data.byteLength), p.offset);
+    writeAt(shard.fd, new Uint8Array(data.buffer, data.byteOffset, data.byteLength), p.offset + offset);
+    this.partial.set(name, done + data.byteLength);
+    if (done + data.byteLength < p.bytes) return;
+    this.partial.delete(name);
     this.written.add(name);
     if (--shard.pending === 0) this.closeShard(shard);
+  }
+
+  private placement(name: string): Placement {
+    const p = this.place.get(name);
+    if (p === undefined) throw new Error(`ShardWriter: tensor ${JSON.stringify(name)} was not declared`);
+    if (this.written.has(name)) throw new Error(`ShardWriter: tensor ${JSON.stringify(name)} written twice`);
+    return p;
   }
 
   private closeShard(shard: Shard): void {

@@ -1,15 +1,19 @@
 /**
- * Out-of-core full-model merging: the checkpoints (single-file or sharded safetensors) are read tensor by tensor,
- * each output tensor is merged in f32 and written straight to its place in the output shards (see ShardWriter),
- * so memory holds the inputs of one tensor at a time — (models + base) f32 copies of the largest tensor, plus
- * the raw read buffer — whatever the model size. Files other than weights (config.json, tokenizer, …) are copied
- * from the base.
+ * Out-of-core full-model merging: the checkpoints (single-file or sharded safetensors) are read tensor by tensor
+ * and each output tensor is written straight to its place in the output shards (see ShardWriter). Methods that
+ * work element-wise (linear, task arithmetic, TIES, Breadcrumbs — the last two after passes that find their
+ * per-tensor magnitude thresholds) are streamed in chunks of a fixed number of elements read in each input's own
+ * dtype, so memory is a few chunks whatever the tensor size; the others get the whole tensor's inputs in f32.
+ * A worker reads ahead of the merge (prefetch.ts) so disk reads overlap compute. Files other than weights
+ * (config.json, tokenizer, …) are copied from the base.
  */
-import { copyFileSync, existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { closeSync, copyFileSync, existsSync, openSync, readdirSync, readFileSync, readSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { openCheckpointTensors } from '../io/sharded.js';
-import { dtypeSize, type SafeDType, type TensorSource } from '../io/safetensors.js';
-import { fromF32, isFloatDType, toF32, type FloatDType } from './dtype.js';
+import { dtypeSize, type SafeArray, type SafeDType, type TensorInfo, type TensorSource } from '../io/safetensors.js';
+import { CastDType } from '../engine/backend/kernels.js';
+import { fromF32, fromF32Into, isFloatDType, toF32, type FloatDType } from './dtype.js';
+import { Prefetcher } from './prefetch.js';
 import { ShardWriter, type TensorSpec } from './shard-writer.js';
 
 /** Where a tensor sits in the model, for per-layer parameter gradients. */
@@ -27,6 +31,28 @@ export interface TensorContext {
  * buffers and may overwrite them. Returns the merged tensor (possibly one of them).
  */
 export type TensorMerger = (ctx: TensorContext, tensors: Float32Array[]) => Float32Array;
+
+/** One input's elements of a range of the current tensor, in its checkpoint dtype (F64 inputs arrive as F32). */
+export interface InputChunk {
+  data: Float32Array | Uint16Array;
+  dtype: CastDType;
+}
+
+/** Called for each range [offset, offset + length) of the current tensor with every input's chunk, in input order. */
+export type ChunkVisitor = (chunks: readonly InputChunk[], offset: number, length: number) => void;
+
+/** One pass over the current tensor's inputs, range by range, in order. */
+export type TensorScan = (visit: ChunkVisitor) => void;
+
+/** Merges one range: writes the merged f32 values of the range starting at `offset` into `out` (its length). */
+export type ChunkMerge = (chunks: readonly InputChunk[], offset: number, out: Float32Array) => void;
+
+/**
+ * A merge computed range by range: given a tensor's context and a scan over its inputs (which it may run first,
+ * e.g. to find TIES thresholds), returns the function merging one range, or null when the method needs the whole
+ * tensor (then the {@link TensorMerger} runs).
+ */
+export type ChunkedMerger = (ctx: TensorContext, scan: TensorScan) => ChunkMerge | null;
 
 /** Progress after each tensor. */
 export interface MergeProgress {
@@ -46,6 +72,12 @@ export interface StreamMergeOptions {
   /** Output folder. */
   out: string;
   merge: TensorMerger;
+  /** The range-by-range form of `merge`, used for the tensors where it does not return null. */
+  chunked?: ChunkedMerger;
+  /** Elements per range of a chunked merge (default 2¹⁹). */
+  chunkElements?: number;
+  /** Read ahead in a worker thread (default: when the inputs total 256 MB or more). */
+  prefetch?: boolean;
   /** Output dtype of floating tensors (default: the reference checkpoint's dtype, tensor by tensor). */
   outDtype?: FloatDType;
   /** Largest shard, in data bytes (default 5 GB, as transformers' save_pretrained). */
@@ -89,6 +121,8 @@ export function mergeCheckpoints(opts: StreamMergeOptions): MergeReport {
   const paths = opts.inputs;
   if (paths.length === 0) throw new Error('merge: no checkpoints to merge');
   const sources: TensorSource[] = [];
+  const reader = new RangeReader(paths.length, opts.chunkElements ?? 1 << 19);
+  let prefetch: Prefetcher | null = null;
   try {
     for (const p of paths) sources.push(openCheckpointTensors(p));
     const ref = sources[0];
@@ -101,30 +135,32 @@ export function mergeCheckpoints(opts: StreamMergeOptions): MergeReport {
     });
     const writer = new ShardWriter(opts.out, specs, opts.maxShardBytes ?? 5_000_000_000);
     const numLayers = countLayers(statDir(paths[0]), names);
-    const bytesTotal = names.reduce((a, n) => a + sources.reduce((b, s) => b + s.info(n).byteLength, 0), 0);
+    // What each tensor reads: every input for floating tensors, the reference's own for the copied ones.
+    const reads = names.map((n) => (isFloatDType(ref.info(n).dtype) ? sources.map((s) => s.info(n)) : [ref.info(n)]));
+    const bytesTotal = reads.reduce((a, r) => a + r.reduce((b, i) => b + i.byteLength, 0), 0);
+    if (opts.prefetch ?? bytesTotal >= 256_000_000) {
+      prefetch = new Prefetcher(reads.map((r) => r.map((i) => ({ file: i.file, offset: i.byteOffset, length: i.byteLength }))), 1_000_000_000);
+    }
     let bytesRead = 0;
     let largest = 0;
     try {
       names.forEach((name, index) => {
+        prefetch?.at(index);
         const info = ref.info(name);
         const spec = specs[index];
         largest = Math.max(largest, (info.byteLength / dtypeSize(info.dtype)) * 4);
         if (!isFloatDType(info.dtype)) {
           // Integer buffers (position ids, masks) are not merged: the reference checkpoint's are kept.
           writer.write(name, ref.read(name));
-          bytesRead += info.byteLength;
         } else {
-          // Convert each input as soon as it is read, so only one raw buffer is alive besides the f32 copies.
-          const f32 = sources.map((s) => {
-            const i = s.info(name);
-            bytesRead += i.byteLength;
-            return toF32(s.read(name), i.dtype as FloatDType);
-          });
           const ctx: TensorContext = { name, shape: info.shape, layer: layerIndex(name), numLayers };
-          const merged = opts.merge(ctx, f32);
-          if (merged.length !== f32[0].length) throw new Error(`merge: the merged ${name} has ${merged.length} elements, expected ${f32[0].length}`);
-          writer.write(name, fromF32(merged, spec.dtype as FloatDType));
+          const n = info.byteLength / dtypeSize(info.dtype);
+          const scan: TensorScan = (visit) => reader.scan(reads[index], n, visit);
+          const chunk = opts.chunked?.(ctx, scan) ?? null;
+          if (chunk !== null) mergeInRanges(writer, spec, n, scan, chunk, reader.chunkElements);
+          else writer.write(name, mergeWhole(opts.merge, ctx, sources, spec));
         }
+        bytesRead += reads[index].reduce((a, i) => a + i.byteLength, 0);
         opts.onProgress?.({ index: index + 1, total: names.length, name, bytesRead, bytesTotal });
       });
       writer.finish();
@@ -143,7 +179,91 @@ export function mergeCheckpoints(opts: StreamMergeOptions): MergeReport {
       files: writer.files,
     };
   } finally {
+    prefetch?.close();
+    reader.close();
     for (const s of sources) s.close();
+  }
+}
+
+/** A tensor merged from its inputs' whole f32 copies, in the output dtype. */
+function mergeWhole(merge: TensorMerger, ctx: TensorContext, sources: readonly TensorSource[], spec: TensorSpec): SafeArray {
+  // Convert each input as soon as it is read, so only one raw buffer is alive besides the f32 copies.
+  const f32 = sources.map((s) => toF32(s.read(ctx.name), s.info(ctx.name).dtype as FloatDType));
+  const merged = merge(ctx, f32);
+  if (merged.length !== f32[0].length) throw new Error(`merge: the merged ${ctx.name} has ${merged.length} elements, expected ${f32[0].length}`);
+  return fromF32(merged, spec.dtype as FloatDType);
+}
+
+/** Merges a tensor range by range, writing each range of the output as it is computed. */
+function mergeInRanges(writer: ShardWriter, spec: TensorSpec, n: number, scan: TensorScan, merge: ChunkMerge, chunkElements: number): void {
+  const dtype = spec.dtype as FloatDType;
+  const size = dtypeSize(dtype);
+  const out = new Float32Array(Math.min(n, chunkElements));
+  const cast = dtype === 'F64' ? new Float64Array(out.length) : dtype === 'F32' ? null : new Uint16Array(out.length);
+  if (n === 0) return writer.write(spec.name, fromF32(out, dtype));
+  scan((chunks, offset, length) => {
+    const o = out.subarray(0, length);
+    merge(chunks, offset, o);
+    writer.writeRange(spec.name, offset * size, fromF32Into(o, dtype, cast ? cast.subarray(0, length) : (o as SafeArray)));
+  });
+}
+
+const CAST: Record<'F32' | 'BF16' | 'F16', CastDType> = { F32: CastDType.F32, BF16: CastDType.BF16, F16: CastDType.F16 };
+
+/** Positional reads of element ranges of tensors into one reusable buffer per input (file descriptors cached). */
+class RangeReader {
+  private readonly fds = new Map<string, number>();
+  private readonly raw: ArrayBuffer[];
+  private readonly wide: Float32Array[];
+
+  constructor(inputs: number, readonly chunkElements: number) {
+    if (!Number.isSafeInteger(chunkElements) || chunkElements <= 0) throw new Error(`merge: chunkElements must be a positive integer, got ${chunkElements}`);
+    this.raw = Array.from({ length: inputs }, () => new ArrayBuffer(0));
+    this.wide = Array.from({ length: inputs }, () => new Float32Array(0));
+  }
+
+  /** One pass over `n` elements of the tensors `infos` (one per input), `chunkElements` at a time. */
+  scan(infos: readonly TensorInfo[], n: number, visit: ChunkVisitor): void {
+    for (let offset = 0; offset < n; offset += this.chunkElements) {
+      const length = Math.min(this.chunkElements, n - offset);
+      visit(infos.map((info, i) => this.read(i, info, offset, length)), offset, length);
+    }
+  }
+
+  private read(input: number, info: TensorInfo, offset: number, length: number): InputChunk {
+    const size = dtypeSize(info.dtype);
+    const bytes = length * size;
+    if (this.raw[input].byteLength < bytes) this.raw[input] = new ArrayBuffer(this.chunkElements * size);
+    const buffer = this.raw[input];
+    const dst = new Uint8Array(buffer, 0, bytes);
+    let fd = this.fds.get(info.file);
+    if (fd === undefined) this.fds.set(info.file, (fd = openSync(info.file, 'r')));
+    for (let done = 0; done < bytes; ) {
+      const got = readSync(fd, dst, done, bytes - done, info.byteOffset + offset * size + done);
+      if (got === 0) throw new Error(`merge: ${info.file} ends inside tensor ${JSON.stringify(info.name)} — the file is truncated`);
+      done += got;
+    }
+    switch (info.dtype) {
+      case 'F32':
+      case 'BF16':
+      case 'F16': {
+        const View = info.dtype === 'F32' ? Float32Array : Uint16Array;
+        return { data: new View(buffer, 0, length), dtype: CAST[info.dtype] };
+      }
+      case 'F64': {
+        if (this.wide[input].length < length) this.wide[input] = new Float32Array(this.chunkElements);
+        const f32 = this.wide[input].subarray(0, length);
+        f32.set(new Float64Array(buffer, 0, length));
+        return { data: f32, dtype: CastDType.F32 };
+      }
+      default:
+        throw new Error(`merge: tensor ${JSON.stringify(info.name)} of ${info.file} is ${info.dtype}, which is not merged in ranges`);
+    }
+  }
+
+  close(): void {
+    for (const fd of this.fds.values()) closeSync(fd);
+    this.fds.clear();
   }
 }
 

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { writeShardedSafetensors, openCheckpointTensors } from '../../src/io/sharded.js';
 import { writeSafetensors, type SafeArray, type TensorData } from '../../src/io/safetensors.js';
-import { fromF32, toF32, f32ToF16 } from '../../src/merge/dtype.js';
+import { fromF32, toF32 } from '../../src/merge/dtype.js';
 import { parseMergeConfig, runMerge, evaluateSetting, MergeConfigError } from '../../src/merge/config.js';
 import { ties } from '../../src/merge/methods/ties.js';
 import { linear } from '../../src/merge/methods/linear.js';
@@ -148,7 +148,7 @@ test('output dtype: bf16 and f16 outputs round the f32 merge, config.json record
 test('f32 → f16 rounds to the nearest half (ties to even), keeps subnormals, overflows to inf', () => {
   const rng = new Rng(5);
   const x = new Float32Array([0, -0, 1, -2.5, 65504, 65519, 65520, 1e6, 6e-8, 3e-5, 1 + 2 ** -11, 1 + 3 * 2 ** -11, 2.98e-8, 2.99e-8, ...rng.f32(2000, 3), ...rng.f32(500, 1e-6)]);
-  const h = f32ToF16(x);
+  const h = fromF32(x, 'F16') as Uint16Array;
   const decode = (bits: number[]) => toF32(new Uint16Array(bits), 'F16');
   for (let i = 0; i < x.length; i++) {
     const [y, up, down] = decode([h[i], h[i] + 1, h[i] - 1]);
@@ -161,7 +161,7 @@ test('f32 → f16 rounds to the nearest half (ties to even), keeps subnormals, o
     for (const n of [up, down]) if (Number.isFinite(n) && Math.sign(n) === Math.sign(y)) assert.ok(err <= Math.abs(n - x[i]), `${x[i]} → ${y}, but ${n} is nearer`);
     if (Math.abs(up - x[i]) === err && y !== up) assert.equal(h[i] & 1, 0, `tie at ${x[i]} goes to even`);
   }
-  assert.ok(Number.isNaN(decode([f32ToF16(new Float32Array([NaN]))[0]])[0]));
+  assert.ok(Number.isNaN(decode([(fromF32(new Float32Array([NaN]), 'F16') as Uint16Array)[0]])[0]));
 });
 
 test('gradients and filters evaluate as mergekit does', () => {

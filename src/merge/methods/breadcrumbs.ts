@@ -9,12 +9,11 @@ import { combineTaskVectors, taskVectors } from './task-arithmetic.js';
 import { perModel } from './ties.js';
 
 /**
- * Keeps, in place, the entries of `delta` whose ascending magnitude rank lies in [n_bot, n − n_top) with
- * n_top = ⌊gamma·n⌋ and n_bot = n − ⌊density·n⌋ − n_top (ties broken by index); returns `delta`.
+ * The ascending magnitude ranks Breadcrumbs keeps of n entries: [n_bot, n − n_top) with n_top = ⌊gamma·n⌋ and
+ * n_bot = n − ⌊density·n⌋ − n_top (fewer outliers dropped when that is negative); everything for density ≥ 1.
  */
-export function breadcrumbsMask(delta: Float32Array, density: number, gamma: number): Float32Array {
-  if (density >= 1) return delta;
-  const n = delta.length;
+export function breadcrumbsRanks(n: number, density: number, gamma: number): [number, number] {
+  if (density >= 1) return [0, n];
   const kept = Math.floor(Math.max(0, density) * n);
   let top = Math.floor(Math.max(0, gamma) * n);
   let bottom = n - kept - top;
@@ -22,7 +21,12 @@ export function breadcrumbsMask(delta: Float32Array, density: number, gamma: num
     top += bottom;
     bottom = 0;
   }
-  return keepMagnitudeRanks(delta, bottom, n - top);
+  return [bottom, n - top];
+}
+
+/** Keeps, in place, the entries of `delta` whose ascending magnitude rank is in {@link breadcrumbsRanks} (ties by index); returns `delta`. */
+export function breadcrumbsMask(delta: Float32Array, density: number, gamma: number): Float32Array {
+  return keepMagnitudeRanks(delta, ...breadcrumbsRanks(delta.length, density, gamma));
 }
 
 /** Options of {@link breadcrumbs}. */

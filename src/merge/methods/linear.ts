@@ -19,8 +19,7 @@ export function linear(tensors: readonly Float32Array[], weights: readonly numbe
 export function linearInto(out: Float32Array, tensors: readonly Float32Array[], weights: readonly number[], opts: LinearOptions = {}): Float32Array {
   const n = checkSameLength('linear', tensors);
   if (weights.length !== tensors.length) throw new Error(`linear: ${tensors.length} tensors but ${weights.length} weights`);
-  const total = weights.reduce((a, w) => a + w, 0);
-  const scale = (opts.normalize ?? true) && Math.abs(total) > 1e-8 ? 1 / total : 1;
+  const scale = linearScale(weights, opts);
   // Scale the first term into a temporary when `out` aliases a later input, then accumulate with the backend's axpy.
   const aliased = tensors.indexOf(out) > 0;
   const acc = aliased ? new Float32Array(n) : out;
@@ -28,6 +27,12 @@ export function linearInto(out: Float32Array, tensors: readonly Float32Array[], 
   for (let j = 1; j < tensors.length; j++) backend().axpy(tensors[j], acc, n, weights[j] * scale);
   if (aliased) out.set(acc);
   return out;
+}
+
+/** The factor every weight is multiplied by: 1 / Σ wᵢ when normalising (and the sum is not nearly zero), else 1. */
+export function linearScale(weights: readonly number[], opts: LinearOptions = {}): number {
+  const total = weights.reduce((a, w) => a + w, 0);
+  return (opts.normalize ?? true) && Math.abs(total) > 1e-8 ? 1 / total : 1;
 }
 
 /** Throws unless there is at least one tensor and all have the same length; returns that length. */

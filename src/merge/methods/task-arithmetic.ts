@@ -5,6 +5,7 @@
  * and added to the base.
  */
 import { backend } from '../../engine/index.js';
+import { CastDType } from '../../engine/backend/kernels.js';
 import { checkSameLength } from './linear.js';
 
 /** How to elect the sign of each entry (TIES "elect"): by the sign of Σ wᵢτᵢ (`sum`, the paper's) or by majority count. */
@@ -35,11 +36,11 @@ export function subtractInPlace(model: Float32Array, base: Float32Array): Float3
 }
 
 /**
- * base + λ · merge(wᵢτᵢ), entry by entry in one pass: with a consensus, the elected sign is that of Σ wᵢτᵢ (`sum`)
- * or of Σ sign(wᵢτᵢ) (`count`), ties going to +; only the wᵢτᵢ of that sign (zeros never agree) are summed (the
- * TIES "disjoint merge"), and when normalising divided by the Σ wᵢ of those that were (1 when none was). Without a
- * consensus every vector contributes and normalising divides by Σ wᵢ. Written into `out` (default a fresh array;
- * may be `base`); the task vectors are not modified.
+ * base + λ · merge(wᵢτᵢ), entry by entry: with a consensus, the elected sign is that of Σ wᵢτᵢ (`sum`) or of
+ * Σ sign(wᵢτᵢ) (`count`), ties going to +; only the wᵢτᵢ of that sign (zeros never agree) are summed (the TIES
+ * "disjoint merge"), and when normalising divided by the Σ wᵢ of those that were (1 when none was). Without a
+ * consensus every vector contributes and normalising divides by Σ wᵢ. Weights are used in f32. Written into `out`
+ * (default a fresh array; may be `base`); the task vectors are not modified.
  */
 export function combineTaskVectors(
   base: Float32Array,
@@ -51,37 +52,36 @@ export function combineTaskVectors(
   const k = deltas.length;
   const w = opts.weights ?? deltas.map(() => 1);
   if (w.length !== k) throw new Error(`combineTaskVectors: ${k} task vectors but ${w.length} weights`);
-  const lambda = opts.lambda ?? 1;
-  const normalize = opts.normalize ?? false;
-  const consensus = opts.consensus ?? null;
-  const total = w.reduce((a, x) => a + x, 0);
-  if (consensus === null) {
-    // A plain weighted sum: the backend's vectorised, threaded axpy.
-    const scale = lambda / (normalize && Math.abs(total) >= 1e-8 ? total : 1);
-    if (out !== base) out.set(base);
-    deltas.forEach((d, j) => backend().axpy(d, out, n, scale * w[j]));
-    return out;
-  }
-  const wj = Float64Array.from(w);
-  const bySum = consensus === 'sum';
-  for (let i = 0; i < n; i++) {
-    let vote = 0;
-    for (let j = 0; j < k; j++) {
-      const v = wj[j] * deltas[j][i];
-      vote += bySum ? v : v > 0 ? 1 : v < 0 ? -1 : 0;
-    }
-    const positive = vote >= 0;
-    let acc = 0, agreeing = 0;
-    for (let j = 0; j < k; j++) {
-      const v = wj[j] * deltas[j][i];
-      if (positive ? v > 0 : v < 0) {
-        acc += v;
-        agreeing += wj[j];
-      }
-    }
-    out[i] = base[i] + (lambda * acc) / (normalize && agreeing !== 0 ? agreeing : 1);
+  const combine = packedCombiner(Float32Array.from(w), opts);
+  // The deltas are packed chunk by chunk into the [k, chunk] layout the kernel reads.
+  const chunk = Math.min(n, COMBINE_CHUNK);
+  const packed = new Float32Array(k * chunk);
+  for (let s = 0; s < n; s += chunk) {
+    const len = Math.min(chunk, n - s);
+    const rows = packed.subarray(0, k * len);
+    deltas.forEach((d, j) => rows.set(d.subarray(s, s + len), j * len));
+    combine(base.subarray(s, s + len), rows, out.subarray(s, s + len));
   }
   return out;
+}
+
+const COMBINE_CHUNK = 1 << 18;
+
+/**
+ * {@link combineTaskVectors} on one range: `combine(base, deltas, out)` with the range's task vectors packed as
+ * rows of `deltas` [k, len] (they may be overwritten); `out` may be `base`.
+ */
+export function packedCombiner(w: Float32Array, opts: CombineOptions): (base: Float32Array, deltas: Float32Array, out: Float32Array) => void {
+  const k = w.length, lambda = opts.lambda ?? 1, normalize = opts.normalize ?? false, consensus = opts.consensus ?? null;
+  const total = w.reduce((a, x) => a + x, 0);
+  const scale = lambda / (normalize && Math.abs(total) >= 1e-8 ? total : 1);
+  return (base, deltas, out) => {
+    const len = base.length;
+    if (consensus !== null) return backend().tiesCombine(deltas, k, len, w, base, out, lambda, normalize, consensus === 'count');
+    // A plain weighted sum: out = base + Σ scale·wⱼ·τⱼ.
+    if (out !== base) out.set(base);
+    for (let j = 0; j < k; j++) backend().scaleAdd(CastDType.F32, deltas.subarray(j * len, (j + 1) * len), out, len, scale * w[j], 1);
+  };
 }
 
 /** Options of {@link taskArithmetic}. */

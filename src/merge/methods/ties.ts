@@ -5,14 +5,17 @@
 import { keepMagnitudeRanks } from '../select.js';
 import { combineTaskVectors, taskVectors, type Consensus } from './task-arithmetic.js';
 
+/** The ascending magnitude ranks TIES keeps of n entries: the top ⌊density·n⌋ (all for density ≥ 1, none for ≤ 0). */
+export function trimRanks(n: number, density: number): [number, number] {
+  return [density >= 1 ? 0 : n - Math.floor(Math.max(0, density) * n), n];
+}
+
 /**
  * Keeps, in place, the ⌊density·n⌋ largest-magnitude entries of `delta` (ties broken by index) and zeroes the
  * rest; returns `delta`. density ≥ 1 keeps all, density ≤ 0 none.
  */
 export function trimByMagnitude(delta: Float32Array, density: number): Float32Array {
-  if (density >= 1) return delta;
-  const n = delta.length;
-  return keepMagnitudeRanks(delta, n - Math.floor(Math.max(0, density) * n), n);
+  return keepMagnitudeRanks(delta, ...trimRanks(delta.length, density));
 }
 
 /** Options of {@link ties}. */
