@@ -114,24 +114,27 @@ function bandBySort(x: Float32Array, lo: number, hi: number): Set<number> {
 
 test('keepMagnitudeBand: native equals reference in chunks, and keeps exactly the sorted rank band with ties by index', () => {
   for (const n of SIZES.filter((s) => s > 1)) {
-    // Quantised values so many entries tie in magnitude.
-    const x = rand(n, n + 4, -1, 1).map((v) => Math.round(v * 8) / 8);
-    const u = new Uint32Array(x.buffer);
-    const sorted = [...u].map((b) => b & 0x7fffffff).sort((p, q) => p - q);
-    const lo = Math.floor(n * 0.3), hi = Math.floor(n * 0.9);
-    const low = sorted[lo], high = sorted[hi - 1];
-    const lowSkip = lo - sorted.indexOf(low), highTake = hi - sorted.indexOf(high);
-    const outs = [native, reference].map((k) => {
-      const y = x.slice();
-      const seen = new Int32Array(2);
-      const cut = Math.floor(n / 3); // two chunks continue one ranking through `seen`
-      k.keepMagnitudeBand(y.subarray(0, cut), cut, low, lowSkip, high, highTake, seen);
-      k.keepMagnitudeBand(y.subarray(cut), n - cut, low, lowSkip, high, highTake, seen);
-      return y;
-    });
-    assert.deepEqual(outs[0], outs[1], `n=${n}: native vs reference`);
-    const keep = bandBySort(x, lo, hi);
-    for (let i = 0; i < n; i++) assert.equal(outs[0][i], keep.has(i) ? x[i] : 0, `n=${n}: entry ${i}`);
+    for (const zeros of [false, true]) {
+      // Quantised values so many entries tie in magnitude; with half of them zero, the lower boundary is 0.
+      const x = rand(n, n + 4, -1, 1).map((v, i) => (zeros && i % 2 ? 0 : Math.round(v * 8) / 8));
+      const u = new Uint32Array(x.buffer);
+      const sorted = [...u].map((b) => b & 0x7fffffff).sort((p, q) => p - q);
+      const lo = Math.floor(n * 0.3), hi = Math.floor(n * 0.9);
+      const low = sorted[lo], high = sorted[hi - 1];
+      const lowSkip = lo - sorted.indexOf(low), highTake = hi - sorted.indexOf(high);
+      const outs = [native, reference].map((k) => {
+        const y = x.slice();
+        const seen = new Int32Array(2);
+        const cut = Math.floor(n / 3); // two chunks continue one ranking through `seen`
+        k.keepMagnitudeBand(y.subarray(0, cut), cut, low, lowSkip, high, highTake, seen);
+        k.keepMagnitudeBand(y.subarray(cut), n - cut, low, lowSkip, high, highTake, seen);
+        return y;
+      });
+      assert.deepEqual(outs[0], outs[1], `n=${n}: native vs reference`);
+      const keep = bandBySort(x, lo, hi);
+      for (let i = 0; i < n; i++) assert.equal(outs[0][i], keep.has(i) ? x[i] : 0, `n=${n}: entry ${i}`);
+      if (zeros && n > 2) assert.equal(low, 0, 'the lower boundary is a zero magnitude');
+    }
   }
 });
 
