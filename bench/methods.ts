@@ -43,6 +43,8 @@ const CONFIGS: Record<string, { config: Record<string, unknown>; lr: number }> =
   LN_TUNING: { config: {}, lr: 3e-2 },
   // AdaLoRA's rank-budget schedule needs the run's length (filled in with the step budget).
   ADALORA: { config: { ...LORA_LIKE, total_step: null }, lr: 5e-3 },
+  // RandLoRA's update sums n = in/r full-width bases (scaled as in the paper): 5e-3 diverges, 1e-3 converges.
+  RANDLORA: { config: LORA_LIKE, lr: 1e-3 },
 };
 const DEFAULT = { config: LORA_LIKE, lr: 5e-3 };
 
