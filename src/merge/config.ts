@@ -224,6 +224,8 @@ export interface RunMergeOptions {
   chunkElements?: number;
   /** Read ahead in a worker thread (default: inputs of 256 MB or more). */
   prefetch?: boolean;
+  /** Kernel threads during the merge (default 1, see StreamMergeOptions.threads). */
+  threads?: number;
   /** Seed of the random methods (dare_*); default 0. */
   seed?: number;
   onProgress?: (p: MergeProgress) => void;
@@ -277,6 +279,7 @@ export function runMerge(config: MergeConfig, out: string, opts: RunMergeOptions
       maxShardBytes: opts.maxShardBytes,
       chunkElements: opts.chunkElements,
       prefetch: opts.prefetch,
+      threads: opts.threads,
       onProgress: opts.onProgress,
       merge: (ctx, tensors) => method.merge({ ...params(ctx), tensors }),
       chunked: method.chunked ? (ctx, scan) => method.chunked!(params(ctx), scan) : undefined,

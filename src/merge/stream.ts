@@ -11,6 +11,7 @@ import { closeSync, copyFileSync, existsSync, openSync, readdirSync, readFileSyn
 import { join } from 'node:path';
 import { openCheckpointTensors } from '../io/sharded.js';
 import { dtypeSize, type SafeArray, type SafeDType, type TensorInfo, type TensorSource } from '../io/safetensors.js';
+import { backend } from '../engine/index.js';
 import { CastDType } from '../engine/backend/kernels.js';
 import { fromF32, fromF32Into, isFloatDType, toF32, type FloatDType } from './dtype.js';
 import { Prefetcher } from './prefetch.js';
@@ -78,6 +79,12 @@ export interface StreamMergeOptions {
   chunkElements?: number;
   /** Read ahead in a worker thread (default: when the inputs total 256 MB or more). */
   prefetch?: boolean;
+  /**
+   * Kernel threads during the merge (default 1: a merge is meant to be I/O-bound, its kernels run on chunks of a
+   * few MB where a fork/join per call costs more than a second thread gains on a busy machine, and the read-ahead
+   * worker and the kernel's writeback need a core too).
+   */
+  threads?: number;
   /** Output dtype of floating tensors (default: the reference checkpoint's dtype, tensor by tensor). */
   outDtype?: FloatDType;
   /** Largest shard, in data bytes (default 5 GB, as transformers' save_pretrained). */
@@ -123,6 +130,8 @@ export function mergeCheckpoints(opts: StreamMergeOptions): MergeReport {
   const sources: TensorSource[] = [];
   const reader = new RangeReader(paths.length, opts.chunkElements ?? 1 << 19);
   let prefetch: Prefetcher | null = null;
+  const threads = backend().getNumThreads();
+  backend().setNumThreads(opts.threads ?? 1);
   try {
     for (const p of paths) sources.push(openCheckpointTensors(p));
     const ref = sources[0];
@@ -179,6 +188,7 @@ export function mergeCheckpoints(opts: StreamMergeOptions): MergeReport {
       files: writer.files,
     };
   } finally {
+    backend().setNumThreads(threads);
     prefetch?.close();
     reader.close();
     for (const s of sources) s.close();
