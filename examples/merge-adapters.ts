@@ -18,7 +18,7 @@ import { mergeLoraAdapters, type AdapterCombination } from '../src/merge/index.j
 const args = process.argv.slice(2);
 const opt = (name: string, fallback: string) => (args.includes(name) ? args[args.indexOf(name) + 1] : fallback);
 const out = opt('--out', 'peftjs-merge-example');
-const steps = Number(opt('--steps', '150'));
+const steps = Number(opt('--steps', '600'));
 const TASKS = ['add', 'upper'];
 const SEED = 0, N_EVAL = 50;
 
