@@ -2,13 +2,14 @@
 // takes the query rows of one (batch, kv head, query block) — all G = H/KVH query heads of the group at once,
 // so every key/value block loaded is reused G times — and walks the key blocks with an online softmax
 // (running max m and sum l per row), so no [T, S] score matrix is ever materialised. The backward pass
-// recomputes the probabilities from the saved log-sum-exp (FlashAttention-2).
+// recomputes the probabilities from the saved log-sum-exp (FlashAttention-2). The block products run on the
+// register-tiled loops of tiles.h.
 #include <omp.h>
 #include <algorithm>
-#include <type_traits>
 #include <vector>
 #include "fused.h"
 #include "registry.h"
+#include "tiles.h"
 
 namespace peftjs {
 
@@ -43,36 +44,15 @@ static void transposeBlock(const float* src, int64_t stride, int64_t nk, int64_t
 }
 
 // S[r][jj] = Σ_d A[r][d]·Bt[d][jj] for r < R, jj < kBK (A rows contiguous, D apart).
-template <int kD>
-static void rowsTimesBlock(const float* __restrict A, const float* __restrict Bt, float* __restrict S, int64_t R,
-                           int64_t Drt) {
-  const int64_t D = kD ? kD : Drt;
-  for (int64_t r = 0; r < R; r++) {
-    float acc[kBK] = {};
-    for (int64_t d = 0; d < D; d++) {
-      float a = A[r * D + d];
-#pragma omp simd
-      for (int64_t jj = 0; jj < kBK; jj++) acc[jj] += a * Bt[d * kBK + jj];
-    }
-    std::copy_n(acc, kBK, S + r * kBK);
-  }
+static void rowsTimesBlock(const float* A, const float* Bt, float* S, int64_t R, int64_t D) {
+  tileProduct(TileProduct<float>{A, D, 1, Bt, kBK, S, kBK, R, kBK, D, 1.f, 0.f});
 }
 
 // Out[i][:] += alpha · Σ_k P(i, k)·X[k][:] for i < nI, k < nK, where P(i, k) = P[i·pi + k·pk], X row k is at
 // X + k·xs and Out row i at Out + i·os. One routine serves P·V, dS·K (pk = 1) and Pᵀ·dO, dSᵀ·Q (pi = 1).
-template <int kD>
-static void blockTimesRows(const float* __restrict P, int64_t pi, int64_t pk, const float* __restrict X, int64_t xs,
-                           float* __restrict Out, int64_t os, int64_t nI, int64_t nK, int64_t Drt, float alpha) {
-  const int64_t D = kD ? kD : Drt;
-  for (int64_t i = 0; i < nI; i++) {
-    float* o = Out + i * os;
-    for (int64_t k = 0; k < nK; k++) {
-      float p = alpha * P[i * pi + k * pk];
-      const float* x = X + k * xs;
-#pragma omp simd
-      for (int64_t d = 0; d < D; d++) o[d] += p * x[d];
-    }
-  }
+static void blockTimesRows(const float* P, int64_t pi, int64_t pk, const float* X, int64_t xs, float* Out, int64_t os,
+                           int64_t nI, int64_t nK, int64_t D, float alpha) {
+  tileProduct(TileProduct<float>{P, pi, pk, X, xs, Out, os, nI, D, nK, alpha, 1.f});
 }
 
 // Sets the scores of keys a row may not see (beyond the causal limit, masked, or past the block's nk keys)
@@ -107,7 +87,6 @@ static void loadQueries(const Attn& a, int64_t b, int64_t kvh, int64_t t0, int64
   }
 }
 
-template <int kD>
 static void forwardTask(const Attn& a, int64_t b, int64_t kvh, int64_t t0, Scratch& w) {
   const int64_t D = a.D, nt = std::min(a.Tq, a.T - t0), R = nt * a.G, kvStride = a.KVH * D;
   loadQueries(a, b, kvh, t0, R, w);
@@ -120,7 +99,7 @@ static void forwardTask(const Attn& a, int64_t b, int64_t kvh, int64_t t0, Scrat
     const float* kb = a.k + a.kvOffset(b, j0, kvh, a.sCap);
     const float* vb = a.v + a.kvOffset(b, j0, kvh, a.sCap);
     transposeBlock(kb, kvStride, nk, D, w.kt.data());
-    rowsTimesBlock<kD>(w.qs.data(), w.kt.data(), w.s.data(), R, D);
+    rowsTimesBlock(w.qs.data(), w.kt.data(), w.s.data(), R, D);
     maskScores(a, b, t0, R, j0, nk, w.s.data());
     // Online softmax: with the new running max m', rescale the old sum and accumulator by exp(m − m').
     for (int64_t r = 0; r < R; r++) {
@@ -144,7 +123,7 @@ static void forwardTask(const Attn& a, int64_t b, int64_t kvh, int64_t t0, Scrat
       if (corr != 1.f)
         for (int64_t d = 0; d < D; d++) w.acc[r * D + d] *= corr;
     }
-    blockTimesRows<kD>(w.s.data(), kBK, 1, vb, kvStride, w.acc.data(), D, R, nk, D, 1.f);
+    blockTimesRows(w.s.data(), kBK, 1, vb, kvStride, w.acc.data(), D, R, nk, D, 1.f);
   }
   for (int64_t r = 0; r < R; r++) {
     bool none = w.l[r] == 0;  // a row that sees no key: zeros and lse = −inf
@@ -159,7 +138,6 @@ static void forwardTask(const Attn& a, int64_t b, int64_t kvh, int64_t t0, Scrat
 // head kvh, so gq rows and gk/gv rows are owned by this task alone (no write races). Per query block:
 // P = exp(Qs·Kᵀ − lse), dP = dO·Vᵀ, dS = P∘(dP − Di) with Di = rowsum(dO∘O);
 // dV += Pᵀ·dO, dK += dSᵀ·Qs (Qs = scale·Q), dQ += scale·dS·K.
-template <int kD>
 static void backwardTask(const Attn& a, int64_t b, int64_t kvh, Scratch& w) {
   const int64_t D = a.D, kvStride = a.KVH * D;
   for (int64_t j = 0; j < a.S; j++) {
@@ -185,9 +163,9 @@ static void backwardTask(const Attn& a, int64_t b, int64_t kvh, Scratch& w) {
       const float* vb = a.v + a.kvOffset(b, j0, kvh, a.sCap);
       transposeBlock(kb, kvStride, nk, D, w.kt.data());
       transposeBlock(vb, kvStride, nk, D, w.vt.data());
-      rowsTimesBlock<kD>(w.qs.data(), w.kt.data(), w.s.data(), R, D);
+      rowsTimesBlock(w.qs.data(), w.kt.data(), w.s.data(), R, D);
       maskScores(a, b, t0, R, j0, nk, w.s.data());
-      rowsTimesBlock<kD>(w.dout.data(), w.vt.data(), w.dp.data(), R, D);
+      rowsTimesBlock(w.dout.data(), w.vt.data(), w.dp.data(), R, D);
       for (int64_t r = 0; r < R; r++) {
         float* p = w.s.data() + r * kBK;
         float* ds = w.dp.data() + r * kBK;
@@ -205,24 +183,11 @@ static void backwardTask(const Attn& a, int64_t b, int64_t kvh, Scratch& w) {
       }
       float* gkb = a.gk + a.kvOffset(b, j0, kvh, a.S);
       float* gvb = a.gv + a.kvOffset(b, j0, kvh, a.S);
-      blockTimesRows<kD>(w.s.data(), 1, kBK, w.dout.data(), D, gvb, kvStride, nk, R, D, 1.f);
-      blockTimesRows<kD>(w.dp.data(), 1, kBK, w.qs.data(), D, gkb, kvStride, nk, R, D, 1.f);
-      blockTimesRows<kD>(w.dp.data(), kBK, 1, kb, kvStride, w.acc.data(), D, R, nk, D, a.scale);
+      blockTimesRows(w.s.data(), 1, kBK, w.dout.data(), D, gvb, kvStride, nk, R, D, 1.f);
+      blockTimesRows(w.dp.data(), 1, kBK, w.qs.data(), D, gkb, kvStride, nk, R, D, 1.f);
+      blockTimesRows(w.dp.data(), kBK, 1, kb, kvStride, w.acc.data(), D, R, nk, D, a.scale);
     }
     for (int64_t r = 0; r < R; r++) std::copy_n(w.acc.begin() + r * D, D, a.gq + a.rowOffset(b, kvh, t0, r));
-  }
-}
-
-// Calls f with std::integral_constant<int, D> for the head sizes with a specialised kernel, 0 otherwise.
-template <typename F>
-static void withHeadDim(int64_t D, F f) {
-  switch (D) {
-    case 8: return f(std::integral_constant<int, 8>{});
-    case 16: return f(std::integral_constant<int, 16>{});
-    case 32: return f(std::integral_constant<int, 32>{});
-    case 64: return f(std::integral_constant<int, 64>{});
-    case 128: return f(std::integral_constant<int, 128>{});
-    default: return f(std::integral_constant<int, 0>{});
   }
 }
 
@@ -272,11 +237,7 @@ PEFTJS_EXPORT(attention) {
   a.l = args.f32(4);
   need(args, 3, "out", a.B * a.T * a.H * a.D);
   need(args, 4, "lse", a.B * a.H * a.T);
-  withHeadDim(a.D, [&](auto kd) {
-    forEachTask(a, true, [&](int64_t b, int64_t kvh, int64_t t0, Scratch& w) {
-      forwardTask<decltype(kd)::value>(a, b, kvh, t0, w);
-    });
-  });
+  forEachTask(a, true, [&](int64_t b, int64_t kvh, int64_t t0, Scratch& w) { forwardTask(a, b, kvh, t0, w); });
   return args.env().Undefined();
 }
 
@@ -296,11 +257,7 @@ PEFTJS_EXPORT(attentionBackward) {
   need(args, 7, "gq", nq);
   need(args, 8, "gk", nkv);
   need(args, 9, "gv", nkv);
-  withHeadDim(a.D, [&](auto kd) {
-    forEachTask(a, false, [&](int64_t b, int64_t kvh, int64_t, Scratch& w) {
-      backwardTask<decltype(kd)::value>(a, b, kvh, w);
-    });
-  });
+  forEachTask(a, false, [&](int64_t b, int64_t kvh, int64_t, Scratch& w) { backwardTask(a, b, kvh, w); });
   return args.env().Undefined();
 }
 

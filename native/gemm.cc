@@ -1,5 +1,5 @@
-// Batched row-major GEMM with fp32 accumulation: f32 through OpenBLAS cblas_sgemm, bf16 through oneDNN matmul
-// (bf16 source and weights, f32 destination). Transposes and batch strides are expressed as leading dimensions /
+// Batched row-major GEMM with fp32 accumulation: f32 through OpenBLAS cblas_sgemm (or, with a dimension ≤ 64, the
+// register-tiled loops of tiles.h), bf16 through oneDNN matmul (bf16 source and weights, f32 destination). Transposes and batch strides are expressed as leading dimensions /
 // memory-descriptor strides, so operands are never copied.
 #include <cblas.h>
 #include <oneapi/dnnl/dnnl.hpp>
@@ -11,13 +11,10 @@
 #include <string>
 #include <tuple>
 #include <unordered_map>
-#include <utility>
-#if defined(__AVX512F__)
-#include <immintrin.h>
-#endif
 #include <vector>
 #include "fused.h"
 #include "registry.h"
+#include "tiles.h"
 
 using namespace peftjs;
 
@@ -35,134 +32,60 @@ struct Gemm {
   Gemm single() const { return {1, M, N, K, transA, transB, 0, 0, 0}; }
 };
 
-// ---------------------------------------------------------------- f32 with a small dimension: own loops
-// LoRA's products have one dimension of size r (≤ 64): x·Aᵀ [N,r], t·Bᵀ (K = r), g·B, u·A, uᵀ·x (M = r), gᵀ·t.
-// OpenBLAS reaches 3–20 GFLOP/s on them (it packs for large square tiles); they are memory-bound, so a loop that
-// streams the large operand once with the small one in cache does better. One register-tiled kernel serves all:
-// C[i, n] = alpha·Σ_k A(i, k)·P[k, n] + beta·C[i, n] with A read through strides (either orientation) and P
-// row-major [K, N] (op(B), packed when B is stored transposed — one of K, N is small, so the copy is too).
+// ---------------------------------------------------------------- a thin output: own loops
+// LoRA's products have one dimension of size r: x·Aᵀ and g·B (N = r), uᵀ·x (M = r), gᵀ·t (N = r, long K). With two
+// threads, OpenBLAS runs the f32 ones with N or M ≤ 16 at 0.4–0.6x of its own one-thread speed, and oneDNN's bf16
+// matmul takes milliseconds when M and N are both small and K long (64×8×2048: 1.6 ms against 0.06 ms here). The
+// register-tiled loops of tiles.h, which stream the large operand once with the small one in registers, take
+// those; the rank-r updates (K = r) stay with the libraries, which are faster there. P is op(B) as row-major
+// [K, N]: B itself, or packed when B is stored transposed (one of K, N is small, so the copy is too).
 
-constexpr int64_t kSmallDim = 64;      // the small dimension this path takes (larger: OpenBLAS)
+constexpr int64_t kThinF32 = 16;              // f32: M or N up to this
+constexpr int64_t kThinBF16 = 64;             // bf16: M and N both up to this
 constexpr int64_t kSkinnyParallel = 1 << 18;  // multiply-adds below which the path stays on the calling thread
 
-#if defined(__AVX512F__)
+#if defined(PEFTJS_TILES_AVX512)
+// Whether the f32 product goes to the tiles (M = 1 is a matrix-vector product: sgemv).
+bool skinnyF32(const Gemm& g) { return g.M > 1 && std::min(g.M, g.N) <= kThinF32; }
+// Whether the bf16 product does.
+bool skinnyBF16(const Gemm& g) { return g.M > 1 && std::max(g.M, g.N) <= kThinBF16; }
 
-// 16 floats in a zmm register, or 8 in a ymm one (for N ≤ 8, e.g. r = 8: a half-empty zmm would cost a full one).
-struct Zmm {
-  using V = __m512;
-  using Mask = __mmask16;
-  static constexpr int64_t kLanes = 16;
-  static V zero() { return _mm512_setzero_ps(); }
-  static V set1(float x) { return _mm512_set1_ps(x); }
-  static V load(Mask m, const float* p) { return _mm512_maskz_loadu_ps(m, p); }
-  static void store(Mask m, float* p, V v) { _mm512_mask_storeu_ps(p, m, v); }
-  static V fma(V a, V b, V c) { return _mm512_fmadd_ps(a, b, c); }
-  static V mul(V a, V b) { return _mm512_mul_ps(a, b); }
-};
-struct Ymm {
-  using V = __m256;
-  using Mask = __mmask8;
-  static constexpr int64_t kLanes = 8;
-  static V zero() { return _mm256_setzero_ps(); }
-  static V set1(float x) { return _mm256_set1_ps(x); }
-  static V load(Mask m, const float* p) { return _mm256_maskz_loadu_ps(m, p); }
-  static void store(Mask m, float* p, V v) { _mm256_mask_storeu_ps(p, m, v); }
-  static V fma(V a, V b, V c) { return _mm256_fmadd_ps(a, b, c); }
-  static V mul(V a, V b) { return _mm256_mul_ps(a, b); }
-};
-
-// One RB×(lanes·NV) tile of C (rows i, columns n < nCols ≤ lanes·NV), reading A(i, k) = a[i·ai + k·ak] and P
-// rows ldp apart. Accumulators stay in registers over the whole k loop.
-template <typename W, int RB, int NV>
-void skinnyTile(const float* a, int64_t ai, int64_t ak, const float* p, int64_t ldp, float* c, int64_t ldc,
-                int64_t K, int64_t nCols, float alpha, float beta) {
-  using V = typename W::V;
-  typename W::Mask mask[NV];
-  for (int v = 0; v < NV; v++) {
-    int64_t left = std::clamp<int64_t>(nCols - W::kLanes * v, 0, W::kLanes);
-    mask[v] = static_cast<typename W::Mask>((1u << left) - 1);
-  }
-  V acc[RB][NV];
-  for (int r = 0; r < RB; r++)
-    for (int v = 0; v < NV; v++) acc[r][v] = W::zero();
-  for (int64_t k = 0; k < K; k++) {
-    V pv[NV];
-    for (int v = 0; v < NV; v++) pv[v] = W::load(mask[v], p + k * ldp + W::kLanes * v);
-    for (int r = 0; r < RB; r++) {
-      V x = W::set1(a[r * ai + k * ak]);
-      for (int v = 0; v < NV; v++) acc[r][v] = W::fma(x, pv[v], acc[r][v]);
-    }
-  }
-  const V va = W::set1(alpha), vb = W::set1(beta);
-  for (int r = 0; r < RB; r++)
-    for (int v = 0; v < NV; v++) {
-      float* dst = c + r * ldc + W::kLanes * v;
-      V y = W::mul(acc[r][v], va);
-      if (beta != 0.f) y = W::fma(vb, W::load(mask[v], dst), y);
-      W::store(mask[v], dst, y);
-    }
-}
-
-using TileFn = void (*)(const float*, int64_t, int64_t, const float*, int64_t, float*, int64_t, int64_t, int64_t,
-                        float, float);
-
-// The tile kernel for rb rows (1..RBmax) of NV vectors.
-template <typename W, int NV, int... R>
-TileFn tileFor(int rb, std::integer_sequence<int, R...>) {
-  static constexpr TileFn table[] = {skinnyTile<W, R + 1, NV>...};
-  return table[rb - 1];
-}
-
-// C[M,N] = alpha·op(A)·P + beta·C with P row-major [K, N] (ld N), C ld N, in tiles of RBmax rows × lanes·NV
-// columns, run in parallel.
-template <typename W, int RBmax, int NV>
-void skinnyTiles(const Gemm& g, const float* a, const float* p, float* c, float alpha, float beta) {
-  const int64_t ai = g.transA ? 1 : g.K, ak = g.transA ? g.M : 1, width = W::kLanes * NV;
-  const int64_t rowTiles = (g.M + RBmax - 1) / RBmax, colTiles = (g.N + width - 1) / width;
-#pragma omp parallel for schedule(static) if (g.M * g.N * g.K >= kSkinnyParallel)
-  for (int64_t t = 0; t < rowTiles * colTiles; t++) {
-    const int64_t i0 = (t / colTiles) * RBmax, n0 = (t % colTiles) * width;
-    const int rb = static_cast<int>(std::min<int64_t>(RBmax, g.M - i0));
-    tileFor<W, NV>(rb, std::make_integer_sequence<int, RBmax>{})(a + i0 * ai, ai, ak, p + n0, g.N, c + i0 * g.N + n0,
-                                                                  g.N, g.K, std::min(width, g.N - n0), alpha, beta);
-  }
-}
-
-// Whether skinnySgemm takes `g`: one of M, N, K small (M = 1 is a matrix-vector product, left to sgemv).
-bool isSkinny(const Gemm& g) { return g.M > 1 && std::min({g.M, g.N, g.K}) <= kSmallDim; }
-
-// One batch entry of a skinny product.
-void skinnySgemm(const Gemm& g, const float* a, const float* b, float* c, float alpha, float beta) {
-  const float* p = b;
+// One batch entry of a skinny product (T = float or bf16 bits), its tiles in parallel.
+template <typename T>
+void skinnyProduct(const Gemm& g, const T* a, const T* b, float* c, float alpha, float beta) {
+  const T* p = b;
   if (g.transB) {  // pack op(B) = Bᵀ as [K, N]; B is stored [N, K]
-    static thread_local std::vector<float> packed;
+    static thread_local std::vector<T> packed;
     packed.resize(g.K * g.N);
     for (int64_t n = 0; n < g.N; n++)
       for (int64_t k = 0; k < g.K; k++) packed[k * g.N + n] = b[n * g.K + k];
     p = packed.data();
   }
-  if (g.N <= 8)
-    skinnyTiles<Ymm, 8, 1>(g, a, p, c, alpha, beta);
-  else if (g.N <= 16)
-    skinnyTiles<Zmm, 8, 1>(g, a, p, c, alpha, beta);
-  else if (g.N <= 32)
-    skinnyTiles<Zmm, 6, 2>(g, a, p, c, alpha, beta);
-  else
-    skinnyTiles<Zmm, 4, 4>(g, a, p, c, alpha, beta);
+  const TileProduct<T> t{a, g.transA ? 1 : g.K, g.transA ? g.M : 1, p, g.N, c, g.N, g.M, g.N, g.K, alpha, beta};
+  withTiling(g.N, [&](auto tiling) {
+    const int64_t n = tiling.count(t);
+#pragma omp parallel for schedule(static) if (g.M * g.N * g.K >= kSkinnyParallel)
+    for (int64_t i = 0; i < n; i++) tiling.run(t, i);
+  });
+}
+
+// Every batch entry of a skinny product.
+template <typename T>
+void skinnyGemm(const Gemm& g, const T* a, const T* b, float* c, float alpha, float beta) {
+  for (int64_t i = 0; i < g.batch; i++)
+    skinnyProduct(g.single(), a + i * g.strideA, b + i * g.strideB, c + i * g.strideC, alpha, beta);
 }
 #else
-bool isSkinny(const Gemm&) { return false; }
-void skinnySgemm(const Gemm&, const float*, const float*, float*, float, float) {}
+bool skinnyF32(const Gemm&) { return false; }
+bool skinnyBF16(const Gemm&) { return false; }
+template <typename T>
+void skinnyGemm(const Gemm&, const T*, const T*, float*, float, float) {}
 #endif
 
 // ---------------------------------------------------------------- f32: OpenBLAS
 
 void sgemm(const Gemm& g, const float* a, const float* b, float* c, float alpha, float beta) {
-  if (isSkinny(g)) {
-    for (int64_t i = 0; i < g.batch; i++)
-      skinnySgemm(g.single(), a + i * g.strideA, b + i * g.strideB, c + i * g.strideC, alpha, beta);
-    return;
-  }
+  if (skinnyF32(g)) return skinnyGemm(g, a, b, c, alpha, beta);
   const blasint lda = static_cast<blasint>(g.transA ? g.M : g.K), ldb = static_cast<blasint>(g.transB ? g.K : g.N);
   if (g.M == 1) {
     // One row (decoding a token): a matrix-vector product. A's single row is contiguous either way; c = op(B)ᵀ·a.
@@ -260,6 +183,7 @@ void execute(const Matmul& mm, const uint16_t* a, const uint16_t* b, float* c, f
 }
 
 void bgemm(const Gemm& g, const uint16_t* a, const uint16_t* b, float* c, float alpha, float beta) {
+  if (skinnyBF16(g)) return skinnyGemm(g, a, b, c, alpha, beta);
   const bool scaled = alpha != 1.f;
   // A shared C (strideC 0) accumulates the batch entries one after another; oneDNN cannot express that.
   if (g.batch == 1 || g.strideC != 0) {

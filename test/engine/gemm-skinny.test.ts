@@ -1,7 +1,9 @@
-// The native f32 GEMM takes products with one dimension ≤ 64 (LoRA's rank-r products) through its own register-
-// tiled loops instead of OpenBLAS. These cases pin that path against the reference backend at LoRA's shapes and
-// at every tile edge: N ≤ 8 (ymm tiles), 9–16, 17–32 and wider (zmm tiles), row counts that leave partial row
-// tiles, both orientations of A and B, alpha/beta, and sizes above the path's serial threshold (threaded).
+// The native GEMM takes f32 products with M or N ≤ 16 (LoRA's x·Aᵀ, g·B, uᵀ·x, gᵀ·t), and bf16 products whose M
+// and N are both ≤ 64 (LoRA's weight gradients at small widths), through its own register-tiled loops instead of
+// OpenBLAS / oneDNN. These cases pin every product with a small dimension against the reference backend — LoRA's
+// shapes on whichever path takes them, and the tile edges: N ≤ 8 (ymm tiles), 9–16, 17–32 and wider (zmm tiles),
+// row counts that leave partial row tiles, both orientations of A and B, alpha/beta, and sizes above the path's
+// serial threshold (threaded).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { GemmDType } from '../../src/engine/backend/kernels.js';
@@ -51,6 +53,32 @@ test('gemm f32 with a small dimension matches the reference: every transpose, al
           R.gemm(GemmDType.F32, a, b, cr, 1, M, Nn, K, transA, transB, 0, 0, 0, alpha, beta);
           const e = relErr(cn, cr);
           assert.ok(e <= 1e-5, `M=${M} N=${Nn} K=${K} tA=${transA} tB=${transB} α=${alpha} β=${beta}: error ${e.toExponential(2)}`);
+        }
+});
+
+// [M, N, K] with M, N ≤ 64: uᵀ·x and gᵀ·t at tiny widths (r = 8, in/out 64 or 32), and tile edges.
+const BF16_SHAPES: [number, number, number][] = [[8, 64, 2048], [64, 8, 2048], [32, 8, 2048], [5, 37, 300], [64, 64, 9], [2, 17, 1]];
+
+test('gemm bf16 with small M and N matches the reference: every transpose, alpha/beta', { skip }, () => {
+  const N = loaded as Exclude<typeof loaded, Error>;
+  const rng = new Rng(9);
+  const bf16 = (x: Float32Array) => {
+    const b = new Uint16Array(x.length);
+    R.castF32ToBF16(x, b, x.length);
+    return b;
+  };
+  for (const [M, Nn, K] of BF16_SHAPES)
+    for (const transA of [false, true])
+      for (const transB of [false, true])
+        for (const [alpha, beta] of [[1, 0], [2, -0.5]] as const) {
+          const a = bf16(rand(rng, M * K));
+          const b = bf16(rand(rng, K * Nn));
+          const cn = rand(rng, M * Nn);
+          const cr = cn.slice();
+          N.gemm(GemmDType.BF16, a, b, cn, 1, M, Nn, K, transA, transB, 0, 0, 0, alpha, beta);
+          R.gemm(GemmDType.BF16, a, b, cr, 1, M, Nn, K, transA, transB, 0, 0, 0, alpha, beta);
+          const e = relErr(cn, cr);
+          assert.ok(e <= 1e-5, `bf16 M=${M} N=${Nn} K=${K} tA=${transA} tB=${transB} α=${alpha} β=${beta}: error ${e.toExponential(2)}`);
         }
 });
 

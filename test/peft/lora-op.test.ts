@@ -101,7 +101,7 @@ for (const name of backends()) {
         assert.ok(maxDiff(f(x, w, a, b), noDrop) > 1e-3, 'dropout changed nothing');
       }));
 
-    it('bf16 base weight: base GEMM in bf16, adapter gradients equal to the unfused path', () =>
+    it('bf16 base weight: base and adapter GEMMs in bf16 (autocast), values and gradients equal to the unfused path', () =>
       run(() => {
         const x = rnd([5, 16]);
         const w32 = rnd([12, 16]);
@@ -109,11 +109,17 @@ for (const name of backends()) {
         const a = rnd([4, 16]);
         const b = rnd([12, 4]);
         const ads = [{ a, b, scale: 0.8, dropout: 0 }];
+        // PyTorch autocast: every linear reads bf16 inputs (the f32 factors rounded), accumulates in f32.
+        const autocast = () => unfused(x, w, null, [{ ...ads[0]!, a: pj.cast(a, 'bf16'), b: pj.cast(b, 'bf16') }]);
         const fused = pj.loraLinear(x, w, null, ads);
-        const ref = unfused(x, w, null, ads);
-        assert.ok(maxDiff(fused, ref) < 1e-4);
+        assert.ok(maxDiff(fused, autocast()) < 1e-4, `vs autocast composition: ${maxDiff(fused, autocast())}`);
+        // …which differs from f32 adapter products by bf16 rounding, not more.
+        const f32Adapters = unfused(x, w, null, ads);
+        const scale = Math.max(...Array.from(f32Adapters.toTyped() as Float32Array, Math.abs));
+        const d = maxDiff(fused, f32Adapters);
+        assert.ok(d > 0 && d < 1e-2 * scale, `vs f32 adapters: ${d} (scale ${scale})`);
         const gf = gradsOf(() => pj.loraLinear(x, w, null, ads), [x, a, b]);
-        const gu = gradsOf(() => unfused(x, w, null, ads), [x, a, b]);
+        const gu = gradsOf(autocast, [x, a, b]);
         for (let i = 0; i < 3; i++) {
           let m = 0;
           let scale = 0;
@@ -121,7 +127,9 @@ for (const name of backends()) {
             m = Math.max(m, Math.abs(gf[i]![j]! - gu[i]![j]!));
             scale = Math.max(scale, Math.abs(gu[i]![j]!));
           }
-          assert.ok(m <= 1e-3 * scale, `gradient ${i}: max diff ${m} (scale ${scale})`);
+          // Same products, different points of bf16 rounding (the composition rounds s·g, the fused op g and u):
+          // a few bf16 ulps (2⁻⁸ relative) of the largest entry.
+          assert.ok(m <= 8e-3 * scale, `gradient ${i}: max diff ${m} (scale ${scale})`);
         }
       }));
 

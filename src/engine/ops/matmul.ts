@@ -7,15 +7,14 @@
 import { backend } from '../backend/index.js';
 import { GemmDType } from '../backend/kernels.js';
 import { needsGrad, record } from '../autograd.js';
-import { keep } from '../scope.js';
 import { castTo, contiguousCopy, empty, numel, view, type Tensor } from '../tensor.js';
 import { broadcastShapes, broadcastStrides } from './broadcast.js';
+import { inComputeType, type Compute } from './compute-type.js';
 import { requireDType } from './check.js';
 import { sumTo } from './elementwise.js';
 import { expand, reshape, transpose } from './shape.js';
 
 type F32 = Tensor<'f32'>;
-type Compute = 'f32' | 'bf16';
 
 /** A GEMM operand: storage to read, whether it is stored transposed, and its stride between batch entries. */
 interface Operand {
@@ -23,17 +22,6 @@ interface Operand {
   trans: boolean;
   batchStride: number;
   temp: boolean;
-}
-
-/**
- * `x` in the compute dtype. The bf16 copy of an op's output is cached on it: outputs of recorded ops are never
- * written in place (parameters and gradients are, so theirs is not cached).
- */
-function inComputeType(x: Tensor, dt: Compute): { t: Tensor; temp: boolean } {
-  if (x.dtype === dt) return { t: x, temp: false };
-  if (dt === 'f32' || !x.gradFn) return { t: castTo(x, dt), temp: true };
-  if (!x.bf16Copy || x.bf16Copy.isDisposed) x.bf16Copy = keep(castTo(x, 'bf16'));
-  return { t: x.bf16Copy, temp: false };
 }
 
 function operand(x: Tensor, batch: readonly number[], dt: Compute): Operand {
