@@ -155,14 +155,14 @@ export function dispatchRows(x2: Tensor, choice: Int32Array, k: number, n: numbe
 
 /**
  * Gate values for top-k routing from router probabilities `probs` [N, n]: the chosen probabilities [N, k],
- * renormalised over the k choices when k > 1 (top-k softmax, as Mixtral); the raw probability for k = 1 (Switch),
- * so the router still learns from the task loss.
+ * renormalised over the k choices (top-k softmax, as Mixtral) when `renormalize` (default: when k > 1). For k = 1
+ * the raw probability (Switch) lets the router learn from the task loss; renormalised, the gate is exactly 1.
  */
-export function topKGates(probs: Tensor, choice: Int32Array, k: number): F32 {
+export function topKGates(probs: Tensor, choice: Int32Array, k: number, renormalize = k > 1): F32 {
   const [N, n] = probs.shape as [number, number];
   const flat = Int32Array.from(choice, (e, i) => Math.floor(i / k) * n + e);
   const g = reshape(embedding(reshape(probs, [N * n, 1]), tensor(flat, [N, k], 'i32')), [N, k]) as F32;
-  return k === 1 ? g : (g.div(sum(g, 1, true)) as F32);
+  return renormalize ? (g.div(sum(g, 1, true)) as F32) : g;
 }
 
 /** The task of every token of a [rows, T] batch, from one task id per row. */

@@ -26,6 +26,7 @@ export const meteora: PeftMethod<MeteoraConfig> = {
       supervisionCoef: c.gate_supervision_coef,
       init: true,
       trainExperts: false,
+      renormalize: true,
       router: 'meteora_gate',
     });
     return layer;

@@ -3,8 +3,8 @@
  *
  *   y = x·Wᵀ + b + Σ_{e ∈ topk(x)} g_e(x) · s_e · x·A_eᵀ·B_eᵀ,     p(x) = softmax(x·W_rᵀ)   (W_r [E, in]: the router)
  *
- * per token. Gates g are the chosen router probabilities (renormalised over the k choices when k > 1, see
- * `topKGates`). Each expert runs only on the tokens routed to it (`dispatchRows`), so an expert that receives no
+ * per token. Gates g are the chosen router probabilities (renormalised over the k choices when k > 1, and always
+ * for MeteoRA, see `topKGates`). Each expert runs only on the tokens routed to it (`dispatchRows`), so an expert that receives no
  * token gets no gradient. While a training step collects auxiliary losses, the layer adds
  * `router_aux_loss_coef · E · Σ f_e P_e` (load balancing) and, when a supervision coefficient is set and task ids
  * are in effect, `coef · CE(router logits, task of the token)` (MeteoRA's gate trained to pick the task's LoRA).
@@ -30,6 +30,11 @@ export interface MoeLoraSpec {
   init: boolean;
   /** Whether the experts train with the router (false: MeteoRA, only the gate trains). */
   trainExperts: boolean;
+  /**
+   * Renormalise the chosen probabilities over the k choices even for k = 1 (then the gate is 1: the chosen expert
+   * runs at its own scale, as a frozen LoRA must); default: only for k > 1.
+   */
+  renormalize?: boolean;
   /** Checkpoint name of the router (`lora_router`, `meteora_gate`). */
   router: string;
 }
@@ -114,7 +119,7 @@ export class MoeLoraLinear extends AdapterLayer {
       const target = tensor(tokenTasks(tasks, T), [x2.shape[0]!], 'i32');
       addAuxLoss(mul(crossEntropy(logits, target), spec.supervisionCoef));
     }
-    const gates = topKGates(probs, choice, spec.topK);
+    const gates = topKGates(probs, choice, spec.topK, spec.renormalize ?? spec.topK > 1);
     return dispatchRows(x2, choice, spec.topK, E, this.base.outFeatures, gates, (e, xr) => {
       const { a, b } = this.expert(name, e);
       return mul(linear(linear(xr, a), b), spec.scales[e]!);

@@ -2,9 +2,10 @@
  * Few-shot transfer with a trained Poly / MHR inventory (Caccia et al. 2023, §5):
  * - **MHR-z**: tune only the routing logits for a new task — the skills stay frozen ({@link tuneRouterOnly});
  *   give the new task a spare row of the routing matrix (train with `n_tasks` counting it).
- * - **MHR-μ**: drop the routing, average the skills, and fine-tune that single adapter. The average of each block
- *   is a rank-r LoRA on that block of the weight, so the whole is a plain LoRA of rank q·r with block-structured
- *   factors ({@link averageSkillsAsLora}), saved in the PEFT LoRA format (scaling α/(q·r) with α = q = Poly's 1/r).
+ * - **MHR-μ**: drop the routing, average the skills, and fine-tune that single adapter. The heads route blocks of
+ *   A's rows and B's columns separately, but the assembled A [in, r] and B [r, out] still form one rank-r product,
+ *   so the average is a plain LoRA of rank r ({@link averageSkillsAsLora}), saved in the PEFT LoRA format
+ *   (α = 1: LoRA's α/r equals Poly's 1/r).
  */
 import { mean, noGrad, tidy } from '../../engine/index.js';
 import type { PeftModel } from '../model.js';
@@ -30,11 +31,11 @@ export function tuneRouterOnly(peft: PeftModel, name: string): number {
 export function averageSkillsAsLora(peft: PeftModel, name: string): { config: PeftConfigBase; tensors: [string, TensorData][] } {
   const tensors: [string, TensorData][] = [];
   const targets: string[] = [];
-  let shape: { r: number; q: number } | null = null;
+  let rank: number | null = null;
   for (const [path, m] of peft.model.namedModules()) {
     if (!(m instanceof PolyLinear) || !m.adapterNames().includes(name)) continue;
     const s = m.spec(name);
-    shape = { r: s.r, q: s.nSplits };
+    rank = s.r;
     const { inFeatures: inF, outFeatures: outF } = m.base;
     const [a, b] = noGrad(() =>
       tidy(() => {
@@ -42,28 +43,28 @@ export function averageSkillsAsLora(peft: PeftModel, name: string): { config: Pe
         return [mean(get('poly_lora_A'), 1).toTyped(), mean(get('poly_lora_B'), 1).toTyped()] as Float32Array[]; // [q, in/q, r], [q, r, out/q]
       }),
     );
-    const R = s.nSplits * s.r;
-    const loraA = new Float32Array(R * inF); // [R, in]: block q is A_avg[q]ᵀ at rows q·r…, columns q·in/q…
-    const loraB = new Float32Array(outF * R); // [out, R]: block q is B_avg[q]ᵀ at rows q·out/q…, columns q·r…
+    // lora_A [r, in]: column q·in/q + i is A_avg[q, i, :]; lora_B [out, r]: row q·out/q + o is B_avg[q, :, o].
+    const loraA = new Float32Array(s.r * inF);
+    const loraB = new Float32Array(outF * s.r);
     const di = inF / s.nSplits;
     const dout = outF / s.nSplits;
     for (let q = 0; q < s.nSplits; q++)
       for (let k = 0; k < s.r; k++) {
-        for (let i = 0; i < di; i++) loraA[(q * s.r + k) * inF + q * di + i] = a![(q * di + i) * s.r + k]!;
-        for (let o = 0; o < dout; o++) loraB[(q * dout + o) * R + q * s.r + k] = b![(q * s.r + k) * dout + o]!;
+        for (let i = 0; i < di; i++) loraA[k * inF + q * di + i] = a![(q * di + i) * s.r + k]!;
+        for (let o = 0; o < dout; o++) loraB[(q * dout + o) * s.r + k] = b![(q * s.r + k) * dout + o]!;
       }
-    tensors.push([`${KEY_PREFIX}${path}.lora_A.weight`, { dtype: 'F32', shape: [R, inF], data: loraA }]);
-    tensors.push([`${KEY_PREFIX}${path}.lora_B.weight`, { dtype: 'F32', shape: [outF, R], data: loraB }]);
+    tensors.push([`${KEY_PREFIX}${path}.lora_A.weight`, { dtype: 'F32', shape: [s.r, inF], data: loraA }]);
+    tensors.push([`${KEY_PREFIX}${path}.lora_B.weight`, { dtype: 'F32', shape: [outF, s.r], data: loraB }]);
     targets.push(path);
   }
-  if (!shape) throw new Error(`averageSkillsAsLora: no POLY adapter '${name}' in the model`);
+  if (rank === null) throw new Error(`averageSkillsAsLora: no POLY adapter '${name}' in the model`);
   const poly = peft.peftConfig.get(name)!;
   const config = peftMethod('LORA').parseConfig({
     peft_type: 'LORA',
     task_type: poly.task_type,
     base_model_name_or_path: poly.base_model_name_or_path,
-    r: shape.q * shape.r,
-    lora_alpha: shape.q,
+    r: rank,
+    lora_alpha: 1,
     target_modules: targets,
   });
   return { config, tensors };
