@@ -9,3 +9,4 @@ export * from './peft/index.js';
 export * from './train/index.js';
 export * as merge from './merge/index.js';
 export * as serve from './serve/index.js';
+export * from './multitask/index.js';

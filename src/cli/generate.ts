@@ -4,6 +4,8 @@ import { dirname } from 'node:path';
 import { parseArgs } from 'node:util';
 import { loadTokenizer } from '../io/tokenizer.js';
 import { generate, loadCausalLM } from '../models/index.js';
+import { withTaskIds } from '../multitask/index.js';
+import { PeftModel } from '../peft/index.js';
 import { parseOrUsage, UsageError, type Command } from './command.js';
 
 const usage = `usage: peftjs generate --model DIR|FILE.bin --prompt TEXT [options]
@@ -16,7 +18,9 @@ const usage = `usage: peftjs generate --model DIR|FILE.bin --prompt TEXT [option
   --top-p P              nucleus sampling threshold (default 1 = off)
   --seed S               sampling seed (default 0)
   --stop TEXT            stop at this string (repeatable)
-  --dtype f32|bf16       weight dtype (default f32)`;
+  --dtype f32|bf16       weight dtype (default f32)
+  --adapter DIR          apply a HF PEFT adapter (adapter_config.json + adapter_model.safetensors)
+  --task N               task id for multi-task adapters that route by task (MTLoRA, Poly/MHR, multitask prompts)`;
 
 /** A number option: `fallback` when absent; a UsageError naming the option when not a number satisfying `ok`. */
 function num(values: Record<string, unknown>, name: string, fallback: number, ok: (v: number) => boolean, want: string): number {
@@ -44,6 +48,8 @@ const command: Command = {
         seed: { type: 'string' },
         stop: { type: 'string', multiple: true },
         dtype: { type: 'string' },
+        adapter: { type: 'string' },
+        task: { type: 'string' },
       },
       }),
     );
@@ -63,10 +69,14 @@ const command: Command = {
     const path = values.model;
     if (!existsSync(path)) throw new UsageError(`--model ${path} does not exist`);
     const model = loadCausalLM(path, { dtype });
+    // The adapter wraps the model's layers in place, so generating with `model` runs it.
+    if (values.adapter) PeftModel.fromPretrained(model, values.adapter);
+    const task = values.task === undefined ? null : num(values, 'task', 0, int, 'a non-negative integer');
     const tokenizer = loadTokenizer(statSync(path).isDirectory() ? path : dirname(path));
     process.stdout.write(values.prompt);
     const start = performance.now();
-    const [g] = generate(model, tokenizer, [values.prompt], { ...opts, onToken: (_, __, text) => process.stdout.write(text) });
+    const run = () => generate(model, tokenizer, [values.prompt!], { ...opts, onToken: (_, __, text) => process.stdout.write(text) });
+    const [g] = task === null ? run() : withTaskIds([task], run);
     const seconds = (performance.now() - start) / 1000;
     process.stdout.write('\n');
     process.stderr.write(`[${g!.ids.length} tokens in ${seconds.toFixed(2)} s, ${(g!.ids.length / seconds).toFixed(1)} tokens/s, ${g!.finishReason}]\n`);

@@ -32,3 +32,5 @@ export { summarizeAdapter, formatAdapterSummary, type AdapterSummary, type Adapt
 export { setPeftWarningHandler, type WarningHandler } from './warn.js';
 export * from './lora/index.js';
 export { needsCalibration, calibrateBase, calibrateAdapter, type CalibrationBatch } from './calibrate.js';
+export { meteoraFromLoras, type MeteoraOptions } from './meteora/index.js';
+export { tuneRouterOnly, averageSkillsAsLora } from './polytropon/index.js';

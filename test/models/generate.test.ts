@@ -2,7 +2,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as pj from '../../src/index.js';
@@ -101,4 +102,24 @@ test('peftjs generate streams the greedy continuation; peftjs inspect lists HF n
   assert.match(i.out, /model\.layers\.4\.mlp\.down_proj\.weight +bf16 +\[64, 172\]/);
   assert.match(i.out, /model\.norm\.weight +f32 +\[64\]/);
   assert.equal((cli(['generate', '--model', join(STORIES, 'stories260K.bin'), '--prompt', 'x', '--top-k', '-1'])).code, 2);
+});
+
+test('peftjs generate --adapter applies a HF PEFT adapter (the same continuation as PeftModel + generate)', () => {
+  const hf = join(SHARED, 'stories260K-hf');
+  const base = pj.loadCausalLM(hf);
+  const peft = new pj.PeftModel(base, { peft_type: 'LORA', r: 4, lora_alpha: 8, target_modules: ['q_proj', 'v_proj'], init_lora_weights: 'gaussian' });
+  // A visible adapter: B is zero at init, so give it values.
+  for (const [n, p] of peft.namedParameters()) if (n.includes('lora_B')) (p.data as Float32Array).forEach((_, i, a) => (a[i] = Math.sin(i) * 0.5));
+  const dir = mkdtempSync(join(tmpdir(), 'peftjs-gen-adapter-'));
+  pj.savePeftModel(peft, dir);
+  const hfTok = loadTokenizer(hf);
+  const [withAdapter] = pj.generate(base, hfTok, ['Once upon a time'], { maxNewTokens: 12 });
+  const g = cli(['generate', '--model', hf, '--adapter', dir, '--prompt', 'Once upon a time', '--max-new-tokens', '12']);
+  assert.equal(g.code, 0);
+  assert.equal(g.out, `Once upon a time${withAdapter!.text}\n`);
+  const plain = cli(['generate', '--model', hf, '--prompt', 'Once upon a time', '--max-new-tokens', '12']);
+  assert.notEqual(plain.out, g.out, 'the adapter changes the continuation');
+  assert.equal(cli(['generate', '--model', hf, '--adapter', join(dir, 'missing'), '--prompt', 'x']).code, 1);
+  rmSync(dir, { recursive: true, force: true });
+  base.dispose();
 });
