@@ -74,26 +74,37 @@ struct Ymm {
 template <typename W, int RB, int NV, typename T>
 void productTile(const TileProduct<T>& t, int64_t i0, int64_t n0, int64_t nCols) {
   using V = typename W::V;
+  // Everything the k loop reads in locals, and every loop over the tile fully unrolled: GCC then keeps the RB·NV
+  // accumulators in registers (otherwise it stores them to the stack on every k, halving the speed).
+  const int64_t K = t.K, ldp = t.ldp, ai = t.ai, ak = t.ak;
+  const T* a = t.a + i0 * ai;
+  const T* p = t.p + n0;
   typename W::Mask mask[NV];
+#pragma GCC unroll 4
   for (int v = 0; v < NV; v++) {
     int64_t left = std::clamp<int64_t>(nCols - W::kLanes * v, 0, W::kLanes);
     mask[v] = static_cast<typename W::Mask>((1u << left) - 1);
   }
-  const T* a = t.a + i0 * t.ai;
-  const T* p = t.p + n0;
   V acc[RB][NV];
+#pragma GCC unroll 8
   for (int r = 0; r < RB; r++)
+#pragma GCC unroll 4
     for (int v = 0; v < NV; v++) acc[r][v] = W::zero();
-  for (int64_t k = 0; k < t.K; k++) {
+  for (int64_t k = 0; k < K; k++, p += ldp, a += ak) {
     V pv[NV];
-    for (int v = 0; v < NV; v++) pv[v] = W::load(mask[v], p + k * t.ldp + W::kLanes * v);
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; v++) pv[v] = W::load(mask[v], p + W::kLanes * v);
+#pragma GCC unroll 8
     for (int r = 0; r < RB; r++) {
-      V x = W::set1(widen(a[r * t.ai + k * t.ak]));
+      V x = W::set1(widen(a[r * ai]));
+#pragma GCC unroll 4
       for (int v = 0; v < NV; v++) acc[r][v] = W::fma(x, pv[v], acc[r][v]);
     }
   }
   const V va = W::set1(t.alpha), vb = W::set1(t.beta);
+#pragma GCC unroll 8
   for (int r = 0; r < RB; r++)
+#pragma GCC unroll 4
     for (int v = 0; v < NV; v++) {
       float* dst = t.c + (i0 + r) * t.ldc + n0 + W::kLanes * v;
       V y = W::mul(acc[r][v], va);
