@@ -4,8 +4,9 @@
  * (`lora_B.<name>.weight`), computed by the fused {@link loraLinear} op. Embedding: `y = base(ids) + s·Aᵀ[ids]·Bᵀ`
  * with raw parameters A [r, vocab] (`lora_embedding_A.<name>`) and B [dim, r] (`lora_embedding_B.<name>`).
  *
- * bf16 base weights: the base GEMM runs in bf16 (fp32 accumulation); the adapters stay f32 and their GEMMs run
- * in f32 (see op.ts for why); merging adds the f32 delta to an f32 copy of the weight and rounds back to bf16.
+ * bf16 base weights: the base GEMM runs in bf16 (fp32 accumulation) and so do the adapter GEMMs, on bf16 copies of
+ * the f32 adapter weights, as PyTorch's autocast does (see op.ts); adapter weights, gradients and optimizer state stay
+ * f32. Merging adds the f32 delta to an f32 copy of the weight and rounds back to bf16.
  */
 import {
   backend,
