@@ -47,6 +47,8 @@ const CONFIGS: Record<string, { config: Record<string, unknown>; lr: number }> =
   RANDLORA: { config: LORA_LIKE, lr: 1e-3 },
 };
 const DEFAULT = { config: LORA_LIKE, lr: 5e-3 };
+/** Methods that need task ids or separately trained adapters: compared on the multi-task bench (docs/multitask.md). */
+const MULTITASK_ONLY = ['MTLORA', 'POLY', 'METEORA', 'MULTITASK_PROMPT_TUNING'];
 
 /** Templated stories (names, objects, places the base has not seen in this phrasing), seeded. */
 function storyText(n: number, seed: number): string[] {
@@ -209,7 +211,7 @@ function main(): void {
     return;
   }
   const only = flag('--only')?.split(',');
-  const methods = peftTypes().filter((m) => !only || only.includes(m));
+  const methods = peftTypes().filter((m) => (!only || only.includes(m)) && !MULTITASK_ONLY.includes(m));
   const out: Row[] = [];
   for (const m of methods) {
     const r = spawnSync(process.execPath, ['--import', 'tsx', fileURLToPath(import.meta.url), '--one', m, '--steps', String(steps)], {
