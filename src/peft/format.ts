@@ -1,7 +1,7 @@
 /**
  * The HF PEFT adapter format on disk:
  * - `adapter_config.json`: the config with PEFT's field names, keys sorted, two-space indent;
- * - `adapter_model.safetensors`: keys `base_model.model.<module path>.lora_A.weight` ([r, in]) and
+ * - `adapter_model.safetensors`: method-level tensors under their own keys (VeRA's `base_model.vera_A`), then keys `base_model.model.<module path>.lora_A.weight` ([r, in]) and
  *   `lora_B.weight` ([out, r]), embeddings `lora_embedding_A` / `lora_embedding_B` (no `.weight`), `modules_to_save`
  *   copies under the module's own name (`score.weight`), trainable biases (`bias` all / lora_only) under their
  *   PEFT names (`q_proj.base_layer.bias`). The adapter name never appears in keys; the default adapter is saved in
@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { castTo, contiguousCopy, type Tensor } from '../engine/index.js';
 import { SafetensorsFile, writeFileAtomic, writeSafetensors, type SafeDType, type TensorData } from '../io/safetensors.js';
 import { configToJson, type PeftConfigBase } from './config.js';
-import { peftMethod } from './registry.js';
+import { peftMethod, type SharedTensor } from './registry.js';
 import { isTunerLayer } from './tuner.js';
 import { ModulesToSaveWrapper } from './modules-to-save.js';
 import type { PeftModel } from './model.js';
@@ -103,6 +103,16 @@ export function tensorData(t: Tensor, dtype?: SafeDType): TensorData {
  * as PEFT's `get_peft_model_state_dict` selects them.
  */
 export function adapterStateDict(peft: PeftModel, name: string): [string, Tensor][] {
+  return [...layerStateDict(peft, name), ...sharedTensors(peft, name).map((s) => [s.key, s.tensor] as [string, Tensor])];
+}
+
+/** The method-level tensors of adapter `name` (VeRA's saved projections), freshly assembled. */
+function sharedTensors(peft: PeftModel, name: string): SharedTensor[] {
+  return peft.method(name).sharedTensors?.(peft, name) ?? [];
+}
+
+/** {@link adapterStateDict} without the method-level tensors. */
+function layerStateDict(peft: PeftModel, name: string): [string, Tensor][] {
   const config = peft.peftConfig.get(name);
   if (!config) throw new Error(`no adapter '${name}'`);
   const bias = (config as { bias?: string }).bias ?? 'none';
@@ -158,7 +168,9 @@ export function loadAdapterInto(peft: PeftModel, dir: string, name: string, opts
 
 /** Fills adapter `name` (already injected from `files.config`) with the tensors of `files`; see {@link loadAdapterInto}. */
 export function fillAdapterTensors(peft: PeftModel, name: string, files: AdapterFiles, dir: string): void {
-  const expected = new Map(adapterStateDict(peft, name));
+  // Method-level tensors are optional: when the file has them they replace the seeded ones, else those stay.
+  const shared = new Map(sharedTensors(peft, name).map((s) => [s.key, s]));
+  const expected = new Map<string, Tensor>([...layerStateDict(peft, name), ...[...shared].map(([k, s]) => [k, s.tensor] as [string, Tensor])]);
   const prefix = peftMethod(files.config.peft_type).prefix;
   // Older PEFT saved a lora_only bias as `<module>.bias`, newer as `<module>.base_layer.bias`.
   const alias = (key: string) => key.replace(/\.bias$/, '.base_layer.bias');
@@ -175,12 +187,13 @@ export function fillAdapterTensors(peft: PeftModel, name: string, files: Adapter
     if (data.shape.length !== t.rank || data.shape.some((d, i) => d !== t.shape[i]))
       throw new Error(`${dir}: adapter tensor ${fileKey} has shape [${data.shape.join(', ')}] but the model's is [${t.shape.join(', ')}] (wrong base model or rank)`);
     copyInto(t, data, fileKey);
-    if (modelKey.slice(KEY_PREFIX.length).split('.').some((s) => s.startsWith(prefix))) dtypes.add(data.dtype);
+    if (!shared.has(modelKey) && modelKey.slice(KEY_PREFIX.length).split('.').some((s) => s.startsWith(prefix))) dtypes.add(data.dtype);
     seen.add(modelKey);
   }
-  const missing = [...expected.keys()].filter((k) => !seen.has(k));
+  const missing = [...expected.keys()].filter((k) => !seen.has(k) && !shared.has(k));
   if (missing.length)
     throw new Error(`${dir}: the adapter file lacks ${missing.length} tensor(s) the config implies: ${missing.slice(0, 10).join(', ')}${missing.length > 10 ? ', …' : ''}`);
+  for (const [k, s] of shared) if (seen.has(k)) s.apply();
   if (dtypes.size === 1) peft.adapterDType.set(name, [...dtypes][0]!);
 }
 

@@ -62,6 +62,22 @@ export interface PeftMethod<C extends PeftConfigBase = PeftConfigBase> {
   readonly totalStepsField?: string;
   /** Per-step training behaviour (AdaLoRA's rank allocation and orthogonality regulariser, load-balancing losses). */
   trainingHooks?(peft: PeftModel, adapterName: string): TrainingHooks;
+  /**
+   * Method-level tensors shared by the adapter's layers, saved under their own keys (VeRA's `base_model.vera_A`
+   * when `save_projection`); a file that has them overrides the layers' seeded values, one that lacks them keeps
+   * those. Each call assembles fresh tensors from the layers.
+   */
+  sharedTensors?(peft: PeftModel, adapterName: string): SharedTensor[];
+}
+
+/** A method-level tensor (see {@link PeftMethod.sharedTensors}). */
+export interface SharedTensor {
+  /** Checkpoint key (`base_model.vera_A`). */
+  key: string;
+  /** The tensor as the file holds it, assembled from the layers. */
+  tensor: Tensor<'f32'>;
+  /** Copies `tensor` (after a file's values were loaded into it) back into the layers. */
+  apply(): void;
 }
 
 /** What a method adds to each optimizer step of training. */

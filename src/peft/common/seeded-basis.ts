@@ -7,6 +7,10 @@
  * reproducible across peftjs runs and platforms, but are not the ones PEFT draws for the same seed.
  */
 import { empty, Generator, type Tensor } from '../../engine/index.js';
+import type { Module } from '../../nn/index.js';
+import type { PeftModel } from '../model.js';
+import type { SharedTensor } from '../registry.js';
+import type { TunerLayer } from '../tuner.js';
 
 /** 32-bit FNV-1a of a string. */
 function fnv1a(s: string): number {
@@ -42,4 +46,37 @@ export function seededBasis(seed: number, tag: string, rows: number, cols: numbe
     for (let j = 0; j < cols; j++) d[i * cols + j] = bound * (2 * gen.uniform() - 1);
   }
   return t;
+}
+
+/** The layers of `cls` holding adapter `name` in `peft`'s model. */
+export function layersWith<L extends TunerLayer>(peft: PeftModel, name: string, cls: abstract new (...args: never[]) => L): L[] {
+  return peft.model
+    .namedModules()
+    .map(([, m]) => m)
+    .filter((m): m is Module & L => m instanceof cls && m.adapterNames().includes(name));
+}
+
+/**
+ * A basis shared by all layers as PEFT stores it (one matrix of the largest size, each layer using its top-left
+ * corner): `key`'s tensor has `shape`, viewed as [rows, cols]. Each block (a layer's copy, viewed as [its first dim,
+ * the rest]) is its top-left corner; entries no layer uses are drawn from the seed as {@link seededBasis} does.
+ * Blocks are written smallest first so the largest layer's values win where copies overlap.
+ */
+export function sharedBasis(
+  key: string,
+  blocks: readonly Tensor<'f32'>[],
+  basis: { seed: number; tag: string; rows: number; cols: number; bound: number; shape: readonly number[] },
+): SharedTensor {
+  const { seed, tag, rows, cols, bound, shape } = basis;
+  const tensor = seededBasis(seed, tag, rows, cols, bound, shape);
+  const copy = (block: Tensor<'f32'>, toShared: boolean) => {
+    const [br, bc] = [block.shape[0]!, block.size / block.shape[0]!];
+    if (br > rows || bc > cols) throw new Error(`sharedBasis ${key}: a layer's [${br}, ${bc}] block exceeds the shared [${rows}, ${cols}]`);
+    const [s, b] = [tensor.data, block.data as Float32Array];
+    for (let i = 0; i < br; i++)
+      if (toShared) s.set(b.subarray(i * bc, (i + 1) * bc), i * cols);
+      else b.set(s.subarray(i * cols, i * cols + bc), i * bc);
+  };
+  for (const b of [...blocks].sort((x, y) => x.size - y.size)) copy(b, true);
+  return { key, tensor, apply: () => blocks.forEach((b) => copy(b, false)) };
 }

@@ -1,8 +1,9 @@
 /** RandLoRA as a PEFT method (`peft_type` "RANDLORA"). */
 import type { PeftMethod } from '../registry.js';
 import { injectLinear } from '../common/linear-adapter.js';
+import { layersWith, sharedBasis } from '../common/seeded-basis.js';
 import { parseRandLoraConfig, type RandLoraConfig } from './config.js';
-import { RandLoraLinear } from './layer.js';
+import { numBases, RandLoraLinear } from './layer.js';
 
 export const randlora: PeftMethod<RandLoraConfig> = {
   peftType: 'RANDLORA',
@@ -18,6 +19,22 @@ export const randlora: PeftMethod<RandLoraConfig> = {
       config,
       moduleName,
     ),
+  // PEFT's shared bases, sized from the largest (out, in) over the layers: randlora_A [r, 1, min] and randlora_B
+  // [max, ⌈min/r⌉, r]; a layer uses A[:, :, :d] and B[:D, :n, :] (the top-left corner of B viewed [max, n·r]).
+  sharedTensors: (peft, name) => {
+    const c = peft.peftConfig.get(name) as RandLoraConfig;
+    if (!c.save_projection) return [];
+    const layers = layersWith(peft, name, RandLoraLinear);
+    const [maxIn, maxOut] = [Math.max(...layers.map((l) => l.inFeatures)), Math.max(...layers.map((l) => l.outFeatures))];
+    const [d, D] = [Math.min(maxIn, maxOut), Math.max(maxIn, maxOut)];
+    const n = numBases(d, c.r);
+    const [seed, bound] = [c.projection_prng_key, Math.sqrt(3)];
+    const bases = layers.map((l) => l.basis(name));
+    return [
+      sharedBasis('base_model.randlora_A', bases.map((b) => b.a), { seed, tag: 'randlora_A', rows: c.r, cols: d, bound, shape: [c.r, 1, d] }),
+      sharedBasis('base_model.randlora_B', bases.map((b) => b.b), { seed, tag: 'randlora_B', rows: D, cols: n * c.r, bound, shape: [D, n, c.r] }),
+    ];
+  },
 };
 
 export { parseRandLoraConfig, RANDLORA_DEFAULTS, type RandLoraConfig } from './config.js';

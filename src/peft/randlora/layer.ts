@@ -60,6 +60,13 @@ export class RandLoraLinear extends LinearAdapterLayer<RandLoraSpec> {
     this.specs.delete(name);
   }
 
+  /** Adapter `name`'s frozen bases A [r, 1, d] and B [D, n·r]. */
+  basis(name: string): { a: Tensor<'f32'>; b: Tensor<'f32'> } {
+    const b = this.bases.get(name);
+    if (!b) throw new Error(`RandLoRA: no adapter '${name}'`);
+    return b;
+  }
+
   protected contribution(name: string, training: boolean): Contribution {
     const spec = this.specs.get(name)!;
     const bases = this.bases.get(name)!;
