@@ -25,33 +25,6 @@ void copyRuns(const Strided<2>& s, const void* src, void* dst) {
   });
 }
 
-// Round to nearest even on the 16 bits dropped; a NaN keeps its sign and gets the quiet bit (so it stays NaN
-// even when its payload lived only in the dropped bits).
-inline uint16_t f32ToBF16(float f) {
-  uint32_t u;
-  std::memcpy(&u, &f, 4);
-  uint16_t rounded = static_cast<uint16_t>((u + 0x7FFFu + ((u >> 16) & 1u)) >> 16);
-  uint16_t nan = static_cast<uint16_t>((u >> 16) | 0x0040u);
-  return (u & 0x7FFFFFFFu) > 0x7F800000u ? nan : rounded;
-}
-
-// IEEE half → f32, exactly: normals rebias the exponent (127 − 15 = 112), subnormals are mantissa · 2⁻²⁴
-// (exact in f32), inf/NaN keep the payload.
-inline float f16ToF32(uint16_t h) {
-  const uint32_t sign = static_cast<uint32_t>(h & 0x8000u) << 16;
-  const uint32_t em = h & 0x7FFFu;
-  float sub = static_cast<float>(em) * 5.9604644775390625e-8f;
-  uint32_t subBits;
-  std::memcpy(&subBits, &sub, 4);
-  uint32_t bits = em >= 0x7C00u ? 0x7F800000u | ((em & 0x3FFu) << 13)
-                  : em >= 0x0400u ? (em << 13) + (112u << 23)
-                                  : subBits;
-  bits |= sign;
-  float f;
-  std::memcpy(&f, &bits, 4);
-  return f;
-}
-
 }  // namespace
 
 PEFTJS_EXPORT(copyStrided) {
@@ -75,35 +48,17 @@ PEFTJS_EXPORT(copyStrided) {
 
 PEFTJS_EXPORT(castF32ToBF16) {
   Args a(info, "castF32ToBF16");
-  const float* src = a.f32(0);
-  uint16_t* dst = a.u16(1);
-  int64_t n = sizeArg(a, 2, "n");
-  need(a, 0, "src", n);
-  need(a, 1, "dst", n);
-  parallelFor(n, [=](int64_t i) { dst[i] = f32ToBF16(src[i]); });
-  return info.Env().Undefined();
+  return castKernel(a, a.f32(0), a.u16(1), f32ToBF16);
 }
 
 PEFTJS_EXPORT(castBF16ToF32) {
   Args a(info, "castBF16ToF32");
-  const uint16_t* src = a.u16(0);
-  float* dst = a.f32(1);
-  int64_t n = sizeArg(a, 2, "n");
-  need(a, 0, "src", n);
-  need(a, 1, "dst", n);
-  parallelFor(n, [=](int64_t i) { dst[i] = bf16ToF32(src[i]); });
-  return info.Env().Undefined();
+  return castKernel(a, a.u16(0), a.f32(1), bf16ToF32);
 }
 
 PEFTJS_EXPORT(castF16ToF32) {
   Args a(info, "castF16ToF32");
-  const uint16_t* src = a.u16(0);
-  float* dst = a.f32(1);
-  int64_t n = sizeArg(a, 2, "n");
-  need(a, 0, "src", n);
-  need(a, 1, "dst", n);
-  parallelFor(n, [=](int64_t i) { dst[i] = f16ToF32(src[i]); });
-  return info.Env().Undefined();
+  return castKernel(a, a.u16(0), a.f32(1), f16ToF32);
 }
 
 PEFTJS_EXPORT(fill) {

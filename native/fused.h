@@ -31,11 +31,57 @@ inline void need(const Args& a, size_t i, const char* name, int64_t n) {
            std::to_string(n));
 }
 
-inline float bf16ToF32(uint16_t b) {
-  uint32_t u = static_cast<uint32_t>(b) << 16;
+// ---------------------------------------------------------------- 16-bit float conversions
+
+inline uint32_t bitsOf(float f) {
+  uint32_t u;
+  std::memcpy(&u, &f, 4);
+  return u;
+}
+
+inline float floatOf(uint32_t u) {
   float f;
   std::memcpy(&f, &u, 4);
   return f;
+}
+
+inline float bf16ToF32(uint16_t b) {
+  return floatOf(static_cast<uint32_t>(b) << 16);
+}
+
+// Round to nearest even on the 16 bits dropped; a NaN keeps its sign and gets the quiet bit (so it stays NaN
+// even when its payload lived only in the dropped bits).
+inline uint16_t f32ToBF16(float f) {
+  const uint32_t u = bitsOf(f);
+  uint16_t rounded = static_cast<uint16_t>((u + 0x7FFFu + ((u >> 16) & 1u)) >> 16);
+  uint16_t nan = static_cast<uint16_t>((u >> 16) | 0x0040u);
+  return (u & 0x7FFFFFFFu) > 0x7F800000u ? nan : rounded;
+}
+
+// IEEE half → f32, exactly: normals rebias the exponent (127 − 15 = 112), subnormals are mantissa · 2⁻²⁴
+// (exact in f32), inf/NaN keep the payload.
+inline float f16ToF32(uint16_t h) {
+  const uint32_t sign = static_cast<uint32_t>(h & 0x8000u) << 16;
+  const uint32_t em = h & 0x7FFFu;
+  const uint32_t sub = bitsOf(static_cast<float>(em) * 5.9604644775390625e-8f);
+  uint32_t bits = em >= 0x7C00u ? 0x7F800000u | ((em & 0x3FFu) << 13) : em >= 0x0400u ? (em << 13) + (112u << 23) : sub;
+  return floatOf(bits | sign);
+}
+
+// f32 → IEEE half, round to nearest even, branch-free so the loop vectorises. Normals: rebias the exponent and
+// add the rounding bias (0xFFF plus the kept mantissa's lowest bit, so ties go to even); a carry into the
+// exponent rounds up correctly, to inf at most. Below 2⁻¹⁴ the result is subnormal: adding 0.5f aligns the
+// mantissa so the FPU's own round-to-nearest-even does the rounding. |x| ≥ 65536 and inf give inf; NaN gives a
+// quiet NaN keeping the sign and the top 10 payload bits.
+inline uint16_t f32ToF16(float x) {
+  uint32_t f = bitsOf(x);
+  const uint32_t sign = (f >> 16) & 0x8000u;
+  f &= 0x7FFFFFFFu;
+  const uint32_t big = f > 0x7F800000u ? 0x7E00u | ((f >> 13) & 0x3FFu) : 0x7C00u;
+  const uint32_t sub = bitsOf(floatOf(f) + 0.5f) - 0x3F000000u;
+  const uint32_t norm = (f + 0xC8000FFFu + ((f >> 13) & 1u)) >> 13;  // 0xC8000000 = (15 − 127) << 23
+  const uint32_t h = f >= 0x47800000u ? big : f < 0x38800000u ? sub : norm;
+  return static_cast<uint16_t>(h | sign);
 }
 
 // exp(x) without a libm call, so loops that use it vectorise: exp(x) = 2^n · exp(r), n = round(x / ln2),

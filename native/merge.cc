@@ -16,43 +16,6 @@ namespace {
 // The dtypes scaleAdd reads (CastDType in kernels.ts).
 enum CastDType { kF32 = 0, kBF16 = 1, kF16 = 2 };
 
-inline uint32_t bitsOf(float f) {
-  uint32_t u;
-  std::memcpy(&u, &f, 4);
-  return u;
-}
-
-inline float floatOf(uint32_t u) {
-  float f;
-  std::memcpy(&f, &u, 4);
-  return f;
-}
-
-// f32 → IEEE half, round to nearest even, branch-free so the loop vectorises. Normals: rebias the exponent and
-// add the rounding bias (0xFFF plus the kept mantissa's lowest bit, so ties go to even); a carry into the
-// exponent rounds up correctly, to inf at most. Below 2⁻¹⁴ the result is subnormal: adding 0.5f aligns the
-// mantissa so the FPU's own round-to-nearest-even does the rounding. |x| ≥ 65536 and inf give inf; NaN gives a
-// quiet NaN keeping the sign and the top 10 payload bits.
-inline uint16_t f32ToF16(float x) {
-  uint32_t f = bitsOf(x);
-  const uint32_t sign = (f >> 16) & 0x8000u;
-  f &= 0x7FFFFFFFu;
-  const uint32_t big = f > 0x7F800000u ? 0x7E00u | ((f >> 13) & 0x3FFu) : 0x7C00u;
-  const uint32_t sub = bitsOf(floatOf(f) + 0.5f) - 0x3F000000u;
-  const uint32_t norm = (f + 0xC8000FFFu + ((f >> 13) & 1u)) >> 13;  // 0xC8000000 = (15 − 127) << 23
-  const uint32_t h = f >= 0x47800000u ? big : f < 0x38800000u ? sub : norm;
-  return static_cast<uint16_t>(h | sign);
-}
-
-// IEEE half → f32, exactly (as castF16ToF32).
-inline float f16ToF32(uint16_t h) {
-  const uint32_t sign = static_cast<uint32_t>(h & 0x8000u) << 16;
-  const uint32_t em = h & 0x7FFFu;
-  const uint32_t sub = bitsOf(static_cast<float>(em) * 5.9604644775390625e-8f);
-  uint32_t bits = em >= 0x7C00u ? 0x7F800000u | ((em & 0x3FFu) << 13) : em >= 0x0400u ? (em << 13) + (112u << 23) : sub;
-  return floatOf(bits | sign);
-}
-
 // y = beta·y + alpha·cvt(x); beta = 0 overwrites y without reading it, beta = 1 is axpy's y += alpha·x (the same
 // rounding, so a streamed linear merge equals the whole-tensor one bit for bit).
 template <typename T, typename Cvt>
@@ -69,13 +32,7 @@ void scaleAddLoop(const T* x, float* y, int64_t n, float alpha, float beta, Cvt 
 
 PEFTJS_EXPORT(castF32ToF16) {
   Args a(info, "castF32ToF16");
-  const float* src = a.f32(0);
-  uint16_t* dst = a.u16(1);
-  int64_t n = sizeArg(a, 2, "n");
-  need(a, 0, "src", n);
-  need(a, 1, "dst", n);
-  parallelFor(n, [=](int64_t i) { dst[i] = f32ToF16(src[i]); });
-  return info.Env().Undefined();
+  return castKernel(a, a.f32(0), a.u16(1), f32ToF16);
 }
 
 PEFTJS_EXPORT(scaleAdd) {
