@@ -1,54 +1,15 @@
 // RandLoRA: ΔW = (α/r)·Σ_j B_j·diag(Λ_j)·A·diag(Γ_j) reaches full rank (rank > r) with frozen seeded bases; the
 // file holds Λ and Γ and, with save_projection, PEFT's shared randlora_A / randlora_B (which win on load); PEFT key names and config fields (PEFT 0.20 src/peft/tuners/randlora/{config,layer,model}.py).
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { layersWith } from '../../../src/peft/common/seeded-basis.js';
 import * as pj from '../../../src/index.js';
 import { RandLoraLinear, randLoraBases } from '../../../src/peft/randlora/index.js';
-import { adapted, logits, relDiff, saveLoadRoundTrip, standardChecks, stories, Q_PROJ } from './variant-helpers.js';
+import { adapted, relDiff, saveLoadRoundTrip, standardChecks, stories, Q_PROJ, setCorner, swappedProjections } from './variant-helpers.js';
 
 const CONFIG = { peft_type: 'RANDLORA', r: 8, randlora_alpha: 16, target_modules: ['q_proj', 'v_proj'], projection_prng_key: 2 };
 const V_PROJ = 'model.layers.0.self_attn.v_proj';
 const arr = (t: pj.Tensor) => t.toTyped() as Float32Array;
-
-/** Copies the top-left corner of `src` (a [·, cols] matrix) into `block`, viewed as [its first dim, the rest]. */
-function setCorner(block: pj.Tensor, src: Float32Array, cols: number): void {
-  const [br, bc] = [block.shape[0]!, block.size / block.shape[0]!];
-  for (let i = 0; i < br; i++) (block.data as Float32Array).set(src.subarray(i * cols, i * cols + bc), i * bc);
-}
-
-/**
- * Saves a trained-looking adapter, swaps the file's shared randlora_A / randlora_B for other values and reloads it: returns
- * the loaded model's logits, the saving model's (seeded projections) and the saving model's after its layers got
- * the file's corners by hand.
- */
-function swappedProjections(config: Record<string, unknown>, setLayers: (peft: pj.PeftModel, a: Float32Array, b: Float32Array) => void) {
-  const dir = mkdtempSync(join(tmpdir(), 'peftjs-randlora-'));
-  try {
-    const { model, peft } = adapted({ ...config, init_weights: false });
-    peft.save(dir);
-    const files = pj.readAdapterFiles(dir);
-    const g = new pj.Generator(11);
-    const swapped = (k: string) => {
-      const t = files.tensors.get(k)!;
-      const data = Float32Array.from({ length: t.data.length }, () => g.uniform() - 0.5);
-      files.tensors.set(k, { ...t, data });
-      return data;
-    };
-    const [a, b] = [swapped('base_model.randlora_A'), swapped('base_model.randlora_B')];
-    pj.writeAdapterFiles(dir, files.config, files.tensors);
-    const loaded = stories();
-    pj.PeftModel.fromPretrained(loaded, dir);
-    const seeded = logits(model);
-    setLayers(peft, a, b);
-    return { loaded: logits(loaded), seeded, byHand: logits(model) };
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
-}
 
 /** Numerical rank: singular values above 1e-4 × the largest. */
 function rankOf(w: Float32Array, m: number, n: number): number {
@@ -99,7 +60,7 @@ describe('RandLoRA', () => {
   });
 
   it('a file\'s own bases win over the seed: each layer uses A[:, :, :d] and B[:D, :n, :]', () => {
-    const { loaded, seeded, byHand } = swappedProjections(CONFIG, (peft, a, b) => {
+    const { loaded, seeded, byHand } = swappedProjections(CONFIG, 'randlora', (peft, a, b) => {
       for (const l of layersWith(peft, 'default', RandLoraLinear)) {
         setCorner(l.basis('default').a, a, 64);
         setCorner(l.basis('default').b, b, 64);

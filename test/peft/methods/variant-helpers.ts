@@ -1,6 +1,9 @@
 // Shared checks for the LoRA-variant method tests (DoRA, VeRA, NOLA, RandLoRA, LoHa, LoKr, LoLDU, DyLoRA,
 // AdaLoRA) on the real stories260K-hf checkpoint: layer gradcheck, a short training run that lowers the loss,
 // save → load → identical outputs, merged = unmerged (1e-5 relative) and unmerge restoring the base.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { it } from 'node:test';
 import assert from 'node:assert/strict';
 import * as pj from '../../../src/index.js';
@@ -77,4 +80,45 @@ export function standardChecks(
       assert.ok(relDiff(w, w2) < 1e-6, 'unmerge restores the base weight');
       assert.ok(relDiff(before, logits(model)) < 1e-5);
     });
+}
+
+/** Copies the top-left corner of `src` (a [·, cols] matrix) into `block`, viewed as [its first dim, the rest]. */
+export function setCorner(block: pj.Tensor, src: Float32Array, cols: number): void {
+  const [br, bc] = [block.shape[0]!, block.size / block.shape[0]!];
+  for (let i = 0; i < br; i++) (block.data as Float32Array).set(src.subarray(i * cols, i * cols + bc), i * bc);
+}
+
+/**
+ * Saves a trained-looking adapter, swaps the file's shared `base_model.<method>_A` / `_B` projections (VeRA, RandLoRA
+ * with save_projection) for other values and reloads it: returns
+ * the loaded model's logits, the saving model's (seeded projections) and the saving model's after its layers got
+ * the file's corners by hand.
+ */
+export function swappedProjections(
+  config: Record<string, unknown>,
+  method: 'vera' | 'randlora',
+  setLayers: (peft: pj.PeftModel, a: Float32Array, b: Float32Array) => void,
+) {
+  const dir = mkdtempSync(join(tmpdir(), `peftjs-${method}-`));
+  try {
+    const { model, peft } = adapted({ ...config, init_weights: false });
+    peft.save(dir);
+    const files = pj.readAdapterFiles(dir);
+    const g = new pj.Generator(11);
+    const swapped = (k: string) => {
+      const t = files.tensors.get(k)!;
+      const data = Float32Array.from({ length: t.data.length }, () => g.uniform() - 0.5);
+      files.tensors.set(k, { ...t, data });
+      return data;
+    };
+    const [a, b] = [swapped(`base_model.${method}_A`), swapped(`base_model.${method}_B`)];
+    pj.writeAdapterFiles(dir, files.config, files.tensors);
+    const loaded = stories();
+    pj.PeftModel.fromPretrained(loaded, dir);
+    const seeded = logits(model);
+    setLayers(peft, a, b);
+    return { loaded: logits(loaded), seeded, byHand: logits(model) };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 }

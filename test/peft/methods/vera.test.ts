@@ -1,54 +1,15 @@
 // VeRA: ΔW = diag(λ_b)·B·diag(λ_d)·A with frozen projections shared by all layers and regenerated from
 // projection_prng_key; with save_projection the file also holds them (PEFT's vera_A / vera_B) and they win on load; PEFT key names / config fields (PEFT 0.20 src/peft/tuners/vera/{config,layer,model}.py).
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { layersWith } from '../../../src/peft/common/seeded-basis.js';
 import * as pj from '../../../src/index.js';
 import { VeraLinear } from '../../../src/peft/vera/index.js';
-import { adapted, logits, relDiff, saveLoadRoundTrip, standardChecks, stories, Q_PROJ } from './variant-helpers.js';
+import { adapted, relDiff, saveLoadRoundTrip, standardChecks, stories, Q_PROJ, setCorner, swappedProjections } from './variant-helpers.js';
 
 const CONFIG = { peft_type: 'VERA', r: 16, target_modules: ['q_proj', 'v_proj'], projection_prng_key: 3 };
 const V_PROJ = 'model.layers.0.self_attn.v_proj';
 const arr = (t: pj.Tensor) => t.toTyped() as Float32Array;
-
-/** Copies the top-left corner of `src` (a [·, cols] matrix) into `block`, viewed as [its first dim, the rest]. */
-function setCorner(block: pj.Tensor, src: Float32Array, cols: number): void {
-  const [br, bc] = [block.shape[0]!, block.size / block.shape[0]!];
-  for (let i = 0; i < br; i++) (block.data as Float32Array).set(src.subarray(i * cols, i * cols + bc), i * bc);
-}
-
-/**
- * Saves a trained-looking adapter, swaps the file's shared vera_A / vera_B for other values and reloads it: returns
- * the loaded model's logits, the saving model's (seeded projections) and the saving model's after its layers got
- * the file's corners by hand.
- */
-function swappedProjections(config: Record<string, unknown>, setLayers: (peft: pj.PeftModel, a: Float32Array, b: Float32Array) => void) {
-  const dir = mkdtempSync(join(tmpdir(), 'peftjs-vera-'));
-  try {
-    const { model, peft } = adapted({ ...config, init_weights: false });
-    peft.save(dir);
-    const files = pj.readAdapterFiles(dir);
-    const g = new pj.Generator(11);
-    const swapped = (k: string) => {
-      const t = files.tensors.get(k)!;
-      const data = Float32Array.from({ length: t.data.length }, () => g.uniform() - 0.5);
-      files.tensors.set(k, { ...t, data });
-      return data;
-    };
-    const [a, b] = [swapped('base_model.vera_A'), swapped('base_model.vera_B')];
-    pj.writeAdapterFiles(dir, files.config, files.tensors);
-    const loaded = stories();
-    pj.PeftModel.fromPretrained(loaded, dir);
-    const seeded = logits(model);
-    setLayers(peft, a, b);
-    return { loaded: logits(loaded), seeded, byHand: logits(model) };
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
-}
 
 describe('VeRA', () => {
   it('projections are shared: identical across layers, v_proj\'s B is the top rows of q_proj\'s; they follow the seed', () => {
@@ -86,7 +47,7 @@ describe('VeRA', () => {
   });
 
   it('a file\'s own projections win over the seed: each layer uses their top-left corner (A[:, :in], B[:out, :])', () => {
-    const { loaded, seeded, byHand } = swappedProjections(CONFIG, (peft, a, b) => {
+    const { loaded, seeded, byHand } = swappedProjections(CONFIG, 'vera', (peft, a, b) => {
       for (const l of layersWith(peft, 'default', VeraLinear)) {
         setCorner(l.projection('default').a, a, 64);
         setCorner(l.projection('default').b, b, 16);
