@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { castTo, contiguousCopy, type Tensor } from '../engine/index.js';
 import { SafetensorsFile, writeFileAtomic, writeSafetensors, type SafeDType, type TensorData } from '../io/safetensors.js';
 import { configToJson, type PeftConfigBase } from './config.js';
+import { peftWarn } from './warn.js';
 import { peftMethod, type SharedTensor } from './registry.js';
 import { isTunerLayer } from './tuner.js';
 import { ModulesToSaveWrapper } from './modules-to-save.js';
@@ -103,10 +104,11 @@ export function tensorData(t: Tensor, dtype?: SafeDType): TensorData {
  * as PEFT's `get_peft_model_state_dict` selects them.
  */
 export function adapterStateDict(peft: PeftModel, name: string): [string, Tensor][] {
-  return [...layerStateDict(peft, name), ...sharedTensors(peft, name).map((s) => [s.key, s.tensor] as [string, Tensor])];
+  const shared = sharedTensors(peft, name).filter((s) => s.saved);
+  return [...layerStateDict(peft, name), ...shared.map((s) => [s.key, s.tensor] as [string, Tensor])];
 }
 
-/** The method-level tensors of adapter `name` (VeRA's saved projections), freshly assembled. */
+/** The method-level tensors of adapter `name` (VeRA's projections), freshly assembled. */
 function sharedTensors(peft: PeftModel, name: string): SharedTensor[] {
   return peft.method(name).sharedTensors?.(peft, name) ?? [];
 }
@@ -193,7 +195,16 @@ export function fillAdapterTensors(peft: PeftModel, name: string, files: Adapter
   const missing = [...expected.keys()].filter((k) => !seen.has(k) && !shared.has(k));
   if (missing.length)
     throw new Error(`${dir}: the adapter file lacks ${missing.length} tensor(s) the config implies: ${missing.slice(0, 10).join(', ')}${missing.length > 10 ? ', …' : ''}`);
-  for (const [k, s] of shared) if (seen.has(k)) s.apply();
+  for (const [k, s] of shared) {
+    if (seen.has(k)) s.apply();
+    if (seen.has(k) !== s.saved)
+      peftWarn(
+        s.saved
+          ? `${dir}: the config has save_projection true but the file lacks ${k}; regenerating it from projection_prng_key`
+          : `${dir}: the config has save_projection false but the file holds ${k}; using the file's values (set save_projection true to say so)`,
+      );
+    s.tensor.dispose();
+  }
   if (dtypes.size === 1) peft.adapterDType.set(name, [...dtypes][0]!);
 }
 

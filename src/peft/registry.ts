@@ -63,9 +63,10 @@ export interface PeftMethod<C extends PeftConfigBase = PeftConfigBase> {
   /** Per-step training behaviour (AdaLoRA's rank allocation and orthogonality regulariser, load-balancing losses). */
   trainingHooks?(peft: PeftModel, adapterName: string): TrainingHooks;
   /**
-   * Method-level tensors shared by the adapter's layers, saved under their own keys (VeRA's `base_model.vera_A`
-   * when `save_projection`); a file that has them overrides the layers' seeded values, one that lacks them keeps
-   * those. Each call assembles fresh tensors from the layers.
+   * Method-level tensors shared by the adapter's layers, under their own keys (VeRA's `base_model.vera_A`), saved
+   * when the config says so (`save_projection`); a file that has them overrides the layers' seeded values, one that
+   * lacks them keeps those (each with a warning where it contradicts the config, as PEFT warns). Each call assembles
+   * fresh tensors from the layers.
    */
   sharedTensors?(peft: PeftModel, adapterName: string): SharedTensor[];
 }
@@ -76,6 +77,8 @@ export interface SharedTensor {
   key: string;
   /** The tensor as the file holds it, assembled from the layers. */
   tensor: Tensor<'f32'>;
+  /** Whether the config asks for it in the file (`save_projection`). */
+  saved: boolean;
   /** Copies `tensor` (after a file's values were loaded into it) back into the layers. */
   apply(): void;
 }

@@ -1,6 +1,7 @@
-// LoRA on the real stories260K-hf model against plain PyTorch (test/fixtures/peft/make_lora_fixtures.py): the
-// adapters are PEFT-format directories written by that script; logits must match within 1e-4, merged vs unmerged
-// within 1e-5, and a merged checkpoint written by peftjs must load back to the same logits.
+// LoRA and VeRA on the real stories260K-hf model against plain PyTorch (test/fixtures/peft/make_lora_fixtures.py):
+// the adapters are PEFT-format directories written by that script; logits must match within 1e-4, merged vs
+// unmerged within 1e-5, and a merged checkpoint written by peftjs must load back to the same logits. The VeRA file
+// without projections (save_projection false) only matches if peftjs draws the projections PEFT draws.
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, readFileSync } from 'node:fs';
@@ -8,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as pj from '../../src/index.js';
 import { SafetensorsFile } from '../../src/io/safetensors.js';
+import { veraSharedProjections } from '../../src/peft/vera/index.js';
 
 const BASE = '../shared/models/stories260K-hf';
 const FIX = 'test/fixtures/peft';
@@ -31,8 +33,8 @@ function maxDiff(a: Float32Array, b: Float32Array): number {
   return m;
 }
 
-for (const name of ['stories-lora-all', 'stories-lora-rs']) {
-  describe(`LoRA parity with PyTorch: ${name}`, () => {
+for (const name of ['stories-lora-all', 'stories-lora-rs', 'stories-vera-seed', 'stories-vera-saved']) {
+  describe(`adapter parity with PyTorch: ${name}`, () => {
     const exp = expected(name);
     const base = pj.loadModel(BASE);
     const baseLogits = exp.prompts.map((p) => logitsOf(base, p));
@@ -93,6 +95,32 @@ for (const name of ['stories-lora-all', 'stories-lora-rs']) {
     });
   });
 }
+
+describe('VeRA projections as PEFT draws them', () => {
+  it('the seed regenerates the file\'s vera_A [r, max in] and vera_B [max out, r] bit for bit (torch\'s CPU generator)', () => {
+    const f = SafetensorsFile.open(join(FIX, 'stories-vera-saved', 'adapter_model.safetensors'));
+    const [a, b] = [f.read('base_model.vera_A') as Float32Array, f.read('base_model.vera_B') as Float32Array];
+    f.close();
+    const ours = veraSharedProjections(12345, 16, 64, 172); // k/o/gate_proj: in 64, out up to 172
+    assert.deepEqual(ours.a, a);
+    assert.deepEqual(ours.b, b);
+  });
+
+  it('re-saving the loaded adapter writes the same tensors under the same keys', () => {
+    const peft = pj.PeftModel.fromPretrained(pj.loadModel(BASE), join(FIX, 'stories-vera-saved'));
+    const dir = mkdtempSync(join(tmpdir(), 'peftjs-vera-'));
+    try {
+      peft.save(dir);
+      const [mine, theirs] = [join(dir, 'adapter_model.safetensors'), join(FIX, 'stories-vera-saved', 'adapter_model.safetensors')].map((p) => SafetensorsFile.open(p));
+      assert.deepEqual(mine!.names().sort(), theirs!.names().sort());
+      for (const k of theirs!.names()) assert.deepEqual(mine!.read(k), theirs!.read(k), k);
+      mine!.close();
+      theirs!.close();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
 
 // bf16 weights put ~0.1 of error on these logits already without LoRA (bf16 activations into the GEMMs); the
 // adapter moves them by ~27, so the bounds below separate "LoRA applied (and merged) right" from "wrong" clearly.

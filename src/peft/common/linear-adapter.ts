@@ -26,6 +26,8 @@ import {
 import { Linear, type Module } from '../../nn/index.js';
 import { loraLinear, type LoraFactors } from '../lora/op.js';
 import type { PeftConfigBase } from '../config.js';
+import { findTargetModules, type TargetConfig } from '../targets.js';
+import { isTunerLayer } from '../tuner.js';
 import { peftWarn } from '../warn.js';
 import { AdapterLayer } from './adapter-layer.js';
 
@@ -153,6 +155,20 @@ export function injectLinear<S, L extends LinearAdapterLayer<S>>(
   const layer = new Cls(target);
   layer.addAdapter(adapterName, spec);
   return layer;
+}
+
+/**
+ * The largest in- and out-features over the linear layers `config` targets in `model` (PEFT's `_find_dim`): the
+ * size of the matrices VeRA's layers share, each layer using a corner.
+ */
+export function largestTargetShape(model: Module, config: TargetConfig): { maxIn: number; maxOut: number } {
+  let [maxIn, maxOut] = [0, 0];
+  for (const path of findTargetModules(model, config)) {
+    const m = model.getModule(path);
+    const base = isTunerLayer(m) ? m.baseLayer : m;
+    if (base instanceof Linear) [maxIn, maxOut] = [Math.max(maxIn, base.inFeatures), Math.max(maxOut, base.outFeatures)];
+  }
+  return { maxIn, maxOut };
 }
 
 /** U(−1/√fanIn, 1/√fanIn) for a [out, fanIn] matrix: torch's `kaiming_uniform_(a=√5)`, PEFT's default factor init. */

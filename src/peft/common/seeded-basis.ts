@@ -1,10 +1,11 @@
 /**
- * Frozen random bases regenerated from a seed (VeRA's shared projections, NOLA's and RandLoRA's bases), so an
- * adapter file need only hold the trainable vectors and the seed. Row i of a basis is drawn from its own generator,
+ * Frozen random bases regenerated from a seed (NOLA's and RandLoRA's bases), so an adapter file need only hold the
+ * trainable vectors and the seed. Row i of a basis is drawn from its own generator,
  * seeded from (seed, tag, i): any top-left [rows, cols] block is the same whichever larger basis it is cut from. That
  * gives PEFT's "one shared matrix of the largest size, sliced per layer" semantics without first scanning the model
  * for the largest size. The values come from peftjs's generator (xoshiro128**), not torch's: the bases are
- * reproducible across peftjs runs and platforms, but are not the ones PEFT draws for the same seed.
+ * reproducible across peftjs runs and platforms, but are not the ones PEFT draws for the same seed (VeRA, whose
+ * draws are simple, uses torch's generator instead: common/torch-rng.ts).
  */
 import { empty, Generator, type Tensor } from '../../engine/index.js';
 import type { Module } from '../../nn/index.js';
@@ -57,26 +58,21 @@ export function layersWith<L extends TunerLayer>(peft: PeftModel, name: string, 
 }
 
 /**
- * A basis shared by all layers as PEFT stores it (one matrix of the largest size, each layer using its top-left
- * corner): `key`'s tensor has `shape`, viewed as [rows, cols]. Each block (a layer's copy, viewed as [its first dim,
- * the rest]) is its top-left corner; entries no layer uses are drawn from the seed as {@link seededBasis} does.
- * Blocks are written smallest first so the largest layer's values win where copies overlap.
+ * A matrix shared by all layers as PEFT stores it (one of the largest size, each layer using its top-left corner):
+ * `seeded` (the seed's values, viewed as [its first dim, the rest]) with each layer's block (viewed likewise) copied
+ * into its corner, so values loaded from a file are what is saved. Blocks are written smallest first so the largest
+ * layer's values win where copies overlap. `saved`: whether the config asks for it in the file.
  */
-export function sharedBasis(
-  key: string,
-  blocks: readonly Tensor<'f32'>[],
-  basis: { seed: number; tag: string; rows: number; cols: number; bound: number; shape: readonly number[] },
-): SharedTensor {
-  const { seed, tag, rows, cols, bound, shape } = basis;
-  const tensor = seededBasis(seed, tag, rows, cols, bound, shape);
+export function sharedTensor(key: string, seeded: Tensor<'f32'>, blocks: readonly Tensor<'f32'>[], saved: boolean): SharedTensor {
+  const [rows, cols] = [seeded.shape[0]!, seeded.size / seeded.shape[0]!];
   const copy = (block: Tensor<'f32'>, toShared: boolean) => {
     const [br, bc] = [block.shape[0]!, block.size / block.shape[0]!];
-    if (br > rows || bc > cols) throw new Error(`sharedBasis ${key}: a layer's [${br}, ${bc}] block exceeds the shared [${rows}, ${cols}]`);
-    const [s, b] = [tensor.data, block.data as Float32Array];
+    if (br > rows || bc > cols) throw new Error(`sharedTensor ${key}: a layer's [${br}, ${bc}] block exceeds the shared [${rows}, ${cols}]`);
+    const [s, b] = [seeded.data, block.data as Float32Array];
     for (let i = 0; i < br; i++)
       if (toShared) s.set(b.subarray(i * bc, (i + 1) * bc), i * cols);
       else b.set(s.subarray(i * cols, i * cols + bc), i * bc);
   };
   for (const b of [...blocks].sort((x, y) => x.size - y.size)) copy(b, true);
-  return { key, tensor, apply: () => blocks.forEach((b) => copy(b, false)) };
+  return { key, tensor: seeded, saved, apply: () => blocks.forEach((b) => copy(b, false)) };
 }

@@ -1,7 +1,7 @@
 /** RandLoRA as a PEFT method (`peft_type` "RANDLORA"). */
 import type { PeftMethod } from '../registry.js';
 import { injectLinear } from '../common/linear-adapter.js';
-import { layersWith, sharedBasis } from '../common/seeded-basis.js';
+import { layersWith, seededBasis, sharedTensor } from '../common/seeded-basis.js';
 import { parseRandLoraConfig, type RandLoraConfig } from './config.js';
 import { numBases, RandLoraLinear } from './layer.js';
 
@@ -23,7 +23,6 @@ export const randlora: PeftMethod<RandLoraConfig> = {
   // [max, ⌈min/r⌉, r]; a layer uses A[:, :, :d] and B[:D, :n, :] (the top-left corner of B viewed [max, n·r]).
   sharedTensors: (peft, name) => {
     const c = peft.peftConfig.get(name) as RandLoraConfig;
-    if (!c.save_projection) return [];
     const layers = layersWith(peft, name, RandLoraLinear);
     const [maxIn, maxOut] = [Math.max(...layers.map((l) => l.inFeatures)), Math.max(...layers.map((l) => l.outFeatures))];
     const [d, D] = [Math.min(maxIn, maxOut), Math.max(maxIn, maxOut)];
@@ -31,8 +30,8 @@ export const randlora: PeftMethod<RandLoraConfig> = {
     const [seed, bound] = [c.projection_prng_key, Math.sqrt(3)];
     const bases = layers.map((l) => l.basis(name));
     return [
-      sharedBasis('base_model.randlora_A', bases.map((b) => b.a), { seed, tag: 'randlora_A', rows: c.r, cols: d, bound, shape: [c.r, 1, d] }),
-      sharedBasis('base_model.randlora_B', bases.map((b) => b.b), { seed, tag: 'randlora_B', rows: D, cols: n * c.r, bound, shape: [D, n, c.r] }),
+      sharedTensor('base_model.randlora_A', seededBasis(seed, 'randlora_A', c.r, d, bound, [c.r, 1, d]), bases.map((b) => b.a), c.save_projection),
+      sharedTensor('base_model.randlora_B', seededBasis(seed, 'randlora_B', D, n * c.r, bound, [D, n, c.r]), bases.map((b) => b.b), c.save_projection),
     ];
   },
 };

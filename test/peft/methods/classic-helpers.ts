@@ -102,12 +102,18 @@ export function saveLoadRoundTrip(
   }
 }
 
-/** Runs `fn` with PEFT warnings collected instead of printed. */
-export function quietly<T>(fn: () => T): T {
-  const prev = pj.setPeftWarningHandler(() => {});
+/** Runs `fn` with PEFT warnings collected instead of printed: its result and the warnings. */
+export function withWarnings<T>(fn: () => T): [T, string[]] {
+  const warnings: string[] = [];
+  const prev = pj.setPeftWarningHandler((m) => warnings.push(m));
   try {
-    return fn();
+    return [fn(), warnings];
   } finally {
     pj.setPeftWarningHandler(prev);
   }
+}
+
+/** Runs `fn` with PEFT warnings silenced. */
+export function quietly<T>(fn: () => T): T {
+  return withWarnings(fn)[0];
 }

@@ -9,9 +9,9 @@ import assert from 'node:assert/strict';
 import * as pj from '../../../src/index.js';
 import { PeftModel } from '../../../src/peft/model.js';
 import type { CausalLM } from '../../../src/models/types.js';
-import { idsTensor, logits, quietly, relDiff, saveLoadRoundTrip, stories, storyBatch, trainSteps } from './classic-helpers.js';
+import { idsTensor, logits, quietly, relDiff, saveLoadRoundTrip, stories, storyBatch, trainSteps, withWarnings } from './classic-helpers.js';
 
-export { idsTensor, logits, quietly, relDiff, saveLoadRoundTrip, stories, storyBatch, trainSteps };
+export { idsTensor, logits, quietly, relDiff, saveLoadRoundTrip, stories, storyBatch, trainSteps, withWarnings };
 
 /** The module every layer-level check uses. */
 export const Q_PROJ = 'model.layers.0.self_attn.q_proj';
@@ -90,14 +90,15 @@ export function setCorner(block: pj.Tensor, src: Float32Array, cols: number): vo
 
 /**
  * Saves a trained-looking adapter, swaps the file's shared `base_model.<method>_A` / `_B` projections (VeRA, RandLoRA
- * with save_projection) for other values and reloads it: returns
- * the loaded model's logits, the saving model's (seeded projections) and the saving model's after its layers got
- * the file's corners by hand.
+ * with save_projection) for other values, applies `fileConfig` to the saved config and reloads it: returns the loaded
+ * model's logits, the saving model's (seeded projections), the saving model's after its layers got the file's
+ * corners by hand, and the warnings of the load.
  */
 export function swappedProjections(
   config: Record<string, unknown>,
   method: 'vera' | 'randlora',
   setLayers: (peft: pj.PeftModel, a: Float32Array, b: Float32Array) => void,
+  fileConfig: Record<string, unknown> = {},
 ) {
   const dir = mkdtempSync(join(tmpdir(), `peftjs-${method}-`));
   try {
@@ -112,12 +113,12 @@ export function swappedProjections(
       return data;
     };
     const [a, b] = [swapped(`base_model.${method}_A`), swapped(`base_model.${method}_B`)];
-    pj.writeAdapterFiles(dir, files.config, files.tensors);
+    pj.writeAdapterFiles(dir, { ...files.config, ...fileConfig }, files.tensors);
     const loaded = stories();
-    pj.PeftModel.fromPretrained(loaded, dir);
+    const [, warnings] = withWarnings(() => pj.PeftModel.fromPretrained(loaded, dir));
     const seeded = logits(model);
     setLayers(peft, a, b);
-    return { loaded: logits(loaded), seeded, byHand: logits(model) };
+    return { loaded: logits(loaded), seeded, byHand: logits(model), warnings };
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -2,10 +2,13 @@
 // projection_prng_key; with save_projection the file also holds them (PEFT's vera_A / vera_B) and they win on load; PEFT key names / config fields (PEFT 0.20 src/peft/tuners/vera/{config,layer,model}.py).
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { layersWith } from '../../../src/peft/common/seeded-basis.js';
 import * as pj from '../../../src/index.js';
 import { VeraLinear } from '../../../src/peft/vera/index.js';
-import { adapted, relDiff, saveLoadRoundTrip, standardChecks, stories, Q_PROJ, setCorner, swappedProjections } from './variant-helpers.js';
+import { adapted, logits, relDiff, withWarnings, saveLoadRoundTrip, standardChecks, stories, Q_PROJ, setCorner, swappedProjections } from './variant-helpers.js';
 
 const CONFIG = { peft_type: 'VERA', r: 16, target_modules: ['q_proj', 'v_proj'], projection_prng_key: 3 };
 const V_PROJ = 'model.layers.0.self_attn.v_proj';
@@ -46,15 +49,51 @@ describe('VeRA', () => {
     assert.deepEqual(keys.get('base_model.vera_B'), [64, 16]);
   });
 
+  const setLayers = (peft: pj.PeftModel, a: Float32Array, b: Float32Array) => {
+    for (const l of layersWith(peft, 'default', VeraLinear)) {
+      setCorner(l.projection('default').a, a, 64);
+      setCorner(l.projection('default').b, b, 16);
+    }
+  };
+
   it('a file\'s own projections win over the seed: each layer uses their top-left corner (A[:, :in], B[:out, :])', () => {
-    const { loaded, seeded, byHand } = swappedProjections(CONFIG, 'vera', (peft, a, b) => {
-      for (const l of layersWith(peft, 'default', VeraLinear)) {
-        setCorner(l.projection('default').a, a, 64);
-        setCorner(l.projection('default').b, b, 16);
-      }
-    });
+    const { loaded, seeded, byHand, warnings } = swappedProjections(CONFIG, 'vera', setLayers);
     assert.ok(relDiff(loaded, seeded) > 1e-3, 'the file\'s projections change the outputs');
     assert.ok(relDiff(loaded, byHand) < 1e-6, `loaded ≠ a model built from the file's projections (${relDiff(loaded, byHand)})`);
+    assert.deepEqual(warnings, []);
+  });
+
+  it('a file with projections but save_projection false: warned (as PEFT warns), and the file\'s projections are used', () => {
+    const { loaded, byHand, warnings } = swappedProjections(CONFIG, 'vera', setLayers, { save_projection: false });
+    assert.ok(relDiff(loaded, byHand) < 1e-6);
+    assert.equal(warnings.length, 2);
+    assert.match(warnings[0]!, /save_projection false but the file holds base_model\.vera_A; using the file's values/);
+  });
+
+  it('a file without projections but save_projection true: warned, and regenerated from the seed', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'peftjs-vera-'));
+    try {
+      const { model, peft } = adapted({ ...CONFIG, init_weights: false, save_projection: false });
+      peft.save(dir);
+      const files = pj.readAdapterFiles(dir);
+      pj.writeAdapterFiles(dir, { ...files.config, save_projection: true } as pj.PeftConfigBase, files.tensors);
+      const loaded = stories();
+      const [, warnings] = withWarnings(() => pj.PeftModel.fromPretrained(loaded, dir));
+      assert.match(warnings.join('\n'), /save_projection true but the file lacks base_model\.vera_A; regenerating it from projection_prng_key/);
+      assert.deepEqual(logits(loaded), logits(model));
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('the projections span the largest targeted layer: A [r, max in] ~ U(±√(6/max in)) for every layer, as PEFT', () => {
+    const { peft } = adapted({ ...CONFIG, target_modules: ['q_proj', 'down_proj'] }); // in 64 and 172
+    const q = (peft.model.getModule(Q_PROJ) as VeraLinear).projection('default');
+    const down = (peft.model.getModule('model.layers.0.mlp.down_proj') as VeraLinear).projection('default');
+    const bound = Math.sqrt(6 / 172);
+    assert.ok(arr(down.a).every((v) => Math.abs(v) <= bound) && Math.max(...arr(down.a).map(Math.abs)) > 0.9 * bound);
+    assert.ok(arr(q.a).every((v) => Math.abs(v) <= bound), 'q_proj\'s A is a corner of the same [r, 172] matrix');
+    for (let i = 0; i < 16; i++) assert.deepEqual(arr(q.a).subarray(i * 64, (i + 1) * 64), arr(down.a).subarray(i * 172, i * 172 + 64));
   });
 
   it('init: λ_b = 0 (output = base), λ_d = d_initial; ΔW = diag(λ_b)·B·diag(λ_d)·A', () => {
@@ -63,7 +102,6 @@ describe('VeRA', () => {
     const t = new Map(layer.adapterTensors('default').map(([k, v]) => [k, arr(v)]));
     assert.ok(t.get('vera_lambda_b')!.every((v) => v === 0));
     assert.ok(t.get('vera_lambda_d')!.every((v) => Math.abs(v - 0.1) < 1e-7));
-    const { logits } = { logits: (m: typeof model) => pj.tidy(() => pj.noGrad(() => arr(m.forward(pj.tensor([1, 2, 3], [1, 3], 'i32'))))) };
     assert.deepEqual(logits(model), peft.disableAdapters(() => logits(model)));
     const lb = Float32Array.from({ length: 64 }, (_, i) => Math.sin(i));
     const ld = Float32Array.from({ length: 16 }, (_, i) => Math.cos(i));
