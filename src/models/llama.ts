@@ -26,6 +26,12 @@ export interface LlamaConfig extends ModelConfig {
 }
 
 /** The normalised config of a Llama-family config.json. */
+/** The layers each Llama config flag gives biases to (HF `LlamaConfig`): every layer of a group or none. */
+export const LLAMA_BIAS_GROUPS: Readonly<Record<'attention_bias' | 'mlp_bias', readonly string[]>> = {
+  attention_bias: ['q_proj', 'k_proj', 'v_proj', 'o_proj'],
+  mlp_bias: ['gate_proj', 'up_proj', 'down_proj'],
+};
+
 export function parseLlamaConfig(cfg: ConfigReader): LlamaConfig {
   const modelType = cfg.string('model_type');
   const hiddenSize = cfg.int('hidden_size');

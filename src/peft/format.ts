@@ -9,7 +9,8 @@
  */
 import { mkdirSync, readFileSync, existsSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
-import { castTo, contiguousCopy, type Tensor } from '../engine/index.js';
+import { castTo, contiguousCopy, zeros, type Tensor } from '../engine/index.js';
+import { LLAMA_BIAS_GROUPS } from '../models/llama.js';
 import { SafetensorsFile, writeFileAtomic, writeSafetensors, type SafeDType, type TensorData } from '../io/safetensors.js';
 import { configToJson, type PeftConfigBase } from './config.js';
 import { peftWarn } from './warn.js';
@@ -238,15 +239,51 @@ export interface SaveMergedOptions {
 }
 
 /**
+ * Gives the biases a fold added to bias-less layers (SSF's shift) a place in the checkpoint format: a Llama config
+ * holds biases per group of layers (`attention_bias`: q/k/v/o, `mlp_bias`: gate/up/down), so the group's flag is set
+ * in `config` and the group's other layers get zero biases. Other formats have no such place: an error.
+ */
+function placeAddedBiases(config: Record<string, unknown>, state: [string, Tensor][], added: readonly string[]): [string, Tensor][] {
+  const groups = Object.entries(LLAMA_BIAS_GROUPS);
+  const flags = added.map((key) => {
+    const module = /\.(\w+)\.bias$/.exec(key)?.[1] ?? '';
+    const flag = config.model_type === 'llama' ? groups.find(([, names]) => names.includes(module))?.[0] : undefined;
+    if (!flag)
+      throw new Error(
+        `saveMergedModel: the merge adds ${key} (SSF's shift on a layer without bias), which a ${String(config.model_type)} checkpoint has no place for; save the adapter instead (PeftModel.save) or use it merged in memory`,
+      );
+    return flag;
+  });
+  const keys = new Set(state.map(([k]) => k));
+  const zerosFor: [string, Tensor][] = [];
+  for (const flag of new Set(flags)) {
+    config[flag] = true;
+    const names = LLAMA_BIAS_GROUPS[flag as keyof typeof LLAMA_BIAS_GROUPS];
+    for (const [k, w] of state) {
+      const m = /^(.*\.(\w+))\.weight$/.exec(k);
+      if (m && names.includes(m[2]!) && !keys.has(`${m[1]}.bias`)) zerosFor.push([`${m[1]}.bias`, zeros([w.shape[0]!])]);
+    }
+  }
+  return [...state, ...zerosFor];
+}
+
+/**
  * Writes a plain HF checkpoint (`config.json` + `model.safetensors`) of the base model with the adapters merged
  * into the weights — loadable by peftjs and transformers. The PeftModel itself is not changed.
  */
 export function saveMergedModel(peft: PeftModel, dir: string, opts: SaveMergedOptions): void {
   const adapters = opts.adapters ?? peft.activeAdapters;
   for (const n of adapters) if (!peft.method(n).supportsMerge) throw new Error(`saveMergedModel: adapter '${n}' cannot be merged`);
-  const configText =
+  let configText =
     typeof opts.config === 'string' ? readFileSync(join(opts.config, 'config.json'), 'utf8') : JSON.stringify(opts.config, null, 2);
-  const state = peft.baseStateDict(adapters);
+  let state = peft.baseStateDict(adapters);
+  const original = new Set(peft.baseStateDict().map(([k]) => k));
+  const added = state.map(([k]) => k).filter((k) => !original.has(k));
+  if (added.length) {
+    const config = JSON.parse(configText) as Record<string, unknown>;
+    state = placeAddedBiases(config, state, added);
+    configText = JSON.stringify(config, null, 2);
+  }
   mkdirSync(dir, { recursive: true });
   writeSafetensors(
     join(dir, 'model.safetensors'),

@@ -5,7 +5,7 @@
  * no optimizer state); `trainableParameters()` are the active adapter's tensors (plus `modules_to_save` copies and
  * biases per `bias`).
  */
-import { contiguousCopy, type Tensor } from '../engine/index.js';
+import type { Tensor } from '../engine/index.js';
 import type { Module } from '../nn/index.js';
 import type { PeftConfigBase } from './config.js';
 import { peftMethod, type PeftMethod } from './registry.js';
@@ -301,13 +301,7 @@ export class PeftModel<M extends Module = Module> {
       const join = (n: string) => (prefix ? `${prefix}.${n}` : n);
       if (isTunerLayer(m)) {
         const toMerge = merged.filter((n) => m.adapterNames().includes(n) && !m.mergedAdapters.includes(n));
-        for (const [n, p] of m.baseLayer.namedParameters()) {
-          if (n === 'weight' && toMerge.length) {
-            const copy = contiguousCopy(p);
-            for (const a of toMerge) m.addDeltaTo(copy, a, 1);
-            push(join(n), copy);
-          } else push(join(n), p);
-        }
+        for (const [n, p] of toMerge.length ? m.mergedParameters(toMerge) : m.baseLayer.namedParameters()) push(join(n), p);
         return;
       }
       if (m instanceof ModulesToSaveWrapper) {

@@ -13,15 +13,15 @@ import { ModuleDict } from './tuner.js';
  * copies the instance structurally (same class, own fields) and replaces its parameter and child maps — it relies
  * on `Module` keeping them in the `params` / `children` fields.
  */
-export function cloneModule<M extends Module>(m: M): M {
+export function cloneModule<M extends Module>(m: M, toF32 = true): M {
   type Internals = { params: Map<string, Tensor | null>; children: Map<string, Module> } & Record<string, unknown>;
   const src = m as unknown as Internals;
   const copy = Object.create(Object.getPrototypeOf(m)) as Internals;
   for (const key of Object.keys(src)) copy[key] = src[key];
   copy.params = new Map(
-    [...src.params].map(([n, p]) => [n, p && (keep(p.dtype === 'f32' ? contiguousCopy(p) : castTo(p, 'f32')) as Tensor)]),
+    [...src.params].map(([n, p]) => [n, p && (keep(p.dtype === 'f32' || !toF32 ? contiguousCopy(p) : castTo(p, 'f32')) as Tensor)]),
   );
-  copy.children = new Map([...src.children].map(([n, c]) => [n, cloneModule(c)]));
+  copy.children = new Map([...src.children].map(([n, c]) => [n, cloneModule(c, toF32)]));
   for (const [n, c] of copy.children) copy[n] = c;
   return copy as unknown as M;
 }

@@ -24,8 +24,11 @@ export interface TunerLayer {
   /** Subtracts every merged adapter back out, last merged first. */
   unmerge(): void;
   deleteAdapter(name: string): void;
-  /** Adds `sign` × adapter `name`'s merge delta into `weight`, a tensor laid out like the base weight. */
-  addDeltaTo(weight: Tensor, name: string, sign: 1 | -1): void;
+  /**
+   * The base layer's own parameters with adapters `names` folded in, as new tensors of the base's dtypes (a fold may
+   * add one: SSF's shift gives a bias-less layer a bias); this layer is left unchanged. What a merged checkpoint holds.
+   */
+  mergedParameters(names: readonly string[]): [string, Tensor][];
   /**
    * The adapter's tensors under their checkpoint suffixes, adapter name removed (`lora_A.weight`,
    * `lora_embedding_A`), in PEFT's state-dict order.

@@ -7,6 +7,7 @@
  */
 import { keep, type Tensor } from '../../engine/index.js';
 import { Module } from '../../nn/index.js';
+import { cloneModule } from '../modules-to-save.js';
 import { ModuleDict, ParameterDict, type TunerLayer } from '../tuner.js';
 
 /** Parameters of one adapter inside a ModuleDict entry (`adapter_up.<adapter>.weight`). */
@@ -31,8 +32,11 @@ export abstract class AdapterLayer extends Module implements TunerLayer {
 
   /** The PEFT type named in errors. */
   protected abstract readonly method: string;
-  /** Folds adapter `name` into the base layer's parameters (`undo`: takes it back out). */
-  protected abstract fold(name: string, undo: boolean): void;
+  /**
+   * Folds adapter `name` into `base`'s parameters: the base layer's own, or those of a copy of it
+   * ({@link mergedParameters}). `undo` (only on the base layer itself) takes it back out.
+   */
+  protected abstract fold(name: string, undo: boolean, base: Module): void;
 
   adapterNames(): string[] {
     return [...this.tensors.keys()];
@@ -97,21 +101,22 @@ export abstract class AdapterLayer extends Module implements TunerLayer {
     this.active = this.active.filter((n) => n !== name);
   }
 
-  /** Default: the method has no additive weight delta (merges fold in place only). */
-  addDeltaTo(_weight: Tensor, name: string, _sign: 1 | -1): void {
-    throw new Error(`${this.method}: adapter '${name}' has no additive weight delta; merge it in place with merge()`);
-  }
-
   merge(names: readonly string[] = this.active): void {
     for (const n of names) {
       if (!this.tensors.has(n) || this.merged.includes(n)) continue;
-      this.fold(n, false);
+      this.fold(n, false, this.baseLayer);
       this.merged.push(n);
     }
   }
 
   unmerge(): void {
-    while (this.merged.length) this.fold(this.merged.pop()!, true);
+    while (this.merged.length) this.fold(this.merged.pop()!, true, this.baseLayer);
+  }
+
+  mergedParameters(names: readonly string[]): [string, Tensor][] {
+    const copy = cloneModule(this.baseLayer, false);
+    for (const n of names) this.fold(n, false, copy);
+    return copy.namedParameters();
   }
 
   /** The active adapters held here, or null when the base layer alone must run (disabled or merged). */

@@ -105,12 +105,13 @@ export abstract class LinearAdapterLayer<Spec> extends AdapterLayer {
     return scale(matmul(b, a), s);
   }
 
-  override addDeltaTo(weight: Tensor, name: string, sign: 1 | -1): void {
+  /** Adds `sign` × adapter `name`'s ΔW into `weight` (laid out like the base weight). */
+  addDeltaTo(weight: Tensor, name: string, sign: 1 | -1): void {
     noGrad(() => tidy(() => addIntoWeight(weight, this.deltaWeight(name), sign, this.base.fanInFanOut, this.method)));
   }
 
-  protected fold(name: string, undo: boolean): void {
-    this.addDeltaTo(this.base.weight, name, undo ? -1 : 1);
+  protected fold(name: string, undo: boolean, base: Linear): void {
+    this.addDeltaTo(base.weight, name, undo ? -1 : 1);
   }
 
   forward(x: Tensor): F32 {

@@ -39,14 +39,10 @@ export class Ia3Linear extends AdapterLayer {
     return this.tensor(name, 'ia3_l').toTyped() as Float32Array;
   }
 
-  /** Multiplicative: `sign` 1 scales `weight` by the vector, −1 divides it back out. */
-  override addDeltaTo(weight: Tensor, name: string, sign: 1 | -1): void {
-    scaleWeight(weight, this.vector(name), this.isFeedforward ? 'in' : 'out', this.base.fanInFanOut, sign < 0);
-  }
-
-  protected fold(name: string, undo: boolean): void {
-    this.addDeltaTo(this.base.weight, name, undo ? -1 : 1);
-    if (!this.isFeedforward && this.base.bias) foldBias(this.base, this.vector(name), null, undo);
+  /** Multiplicative: scales the weight by the vector (`undo` divides it back out), and the bias when it scales outputs. */
+  protected fold(name: string, undo: boolean, base: Linear): void {
+    scaleWeight(base.weight, this.vector(name), this.isFeedforward ? 'in' : 'out', base.fanInFanOut, undo);
+    if (!this.isFeedforward && base.bias) foldBias(base, this.vector(name), null, undo);
   }
 
   forward(x: Tensor): Tensor<'f32'> {

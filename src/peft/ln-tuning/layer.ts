@@ -37,28 +37,23 @@ export class LnTuningLayer extends AdapterLayer {
     return this.adapterTensors(name).map(([k, t]) => [k.slice('ln_tuning_layers.'.length), t]);
   }
 
-  protected fold(name: string, undo: boolean): void {
+  protected fold(name: string, undo: boolean, base: Module): void {
     if (undo) {
       for (const [k, t] of this.saved) {
-        copyValues(this.base.param(k)!, t);
+        copyValues(base.param(k)!, t);
         t.dispose();
       }
       this.saved = [];
       return;
     }
-    if (this.saved.length) throw new Error(`LN_TUNING: only one adapter can be merged at a time (it replaces the norm's parameters)`);
-    this.saved = this.baseParams().map(([k, p]) => [k, noGrad(() => contiguousCopy(p))]);
+    if (base === this.base) {
+      if (this.saved.length) throw new Error(`LN_TUNING: only one adapter can be merged at a time (it replaces the norm's parameters)`);
+      this.saved = this.baseParams().map(([k, p]) => [k, noGrad(() => contiguousCopy(p))]);
+    }
     for (const [k, t] of this.adapterParams(name)) {
-      const p = this.base.param(k)!;
+      const p = base.param(k)!;
       copyValues(p, p.dtype === t.dtype ? t : castTo(t, p.dtype));
     }
-  }
-
-  /** `weight` ← the adapter's copy (what merging does), for exporting a merged checkpoint. */
-  override addDeltaTo(weight: Tensor, name: string, sign: 1 | -1): void {
-    if (sign < 0) throw new Error(`LN_TUNING: a merged norm is restored by unmerge(), not by subtracting`);
-    const t = this.tensor(name, 'ln_tuning_layers.weight');
-    copyValues(weight, weight.dtype === t.dtype ? t : castTo(t, weight.dtype));
   }
 
   forward(x: Tensor): Tensor<'f32'> {

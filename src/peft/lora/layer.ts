@@ -11,6 +11,7 @@
 import {
   backend,
   castTo,
+  contiguousCopy,
   embedding,
   fromStorage,
   globalGenerator,
@@ -140,6 +141,16 @@ export abstract class LoraLayer extends Module implements TunerLayer {
   addDeltaTo(weight: Tensor, name: string, sign: 1 | -1): void {
     const { a, b } = this.factors(name);
     noGrad(() => addDelta(weight, a, b, sign * this.scaling.get(name)!, this.baseWeight().transposed));
+  }
+
+  mergedParameters(names: readonly string[]): [string, Tensor][] {
+    const { weight } = this.baseWeight();
+    return this.baseLayer.namedParameters().map(([n, p]) => {
+      if (p !== weight) return [n, p];
+      const copy = noGrad(() => contiguousCopy(p));
+      for (const a of names) this.addDeltaTo(copy, a, 1);
+      return [n, copy];
+    });
   }
 
   merge(names: readonly string[] = this.active): void {

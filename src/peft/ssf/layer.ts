@@ -33,15 +33,11 @@ export class SsfLinear extends AdapterLayer {
     ]);
   }
 
-  /** Scales the weight rows by γ (`sign` −1 divides); the shift lives in the bias (see fold). */
-  override addDeltaTo(weight: Tensor, name: string, sign: 1 | -1): void {
-    scaleWeight(weight, this.tensor(name, 'ssf_scale').toTyped() as Float32Array, 'out', this.base.fanInFanOut, sign < 0);
-  }
-
-  protected fold(name: string, undo: boolean): void {
+  /** Eq. 4: W ← diag(γ)·W, b ← γ ⊙ b + β (`undo` divides and subtracts back out). */
+  protected fold(name: string, undo: boolean, base: Linear): void {
     const s = this.tensor(name, 'ssf_scale').toTyped() as Float32Array;
-    this.addDeltaTo(this.base.weight, name, undo ? -1 : 1);
-    foldBias(this.base, s, this.tensor(name, 'ssf_shift').toTyped() as Float32Array, undo);
+    scaleWeight(base.weight, s, 'out', base.fanInFanOut, undo);
+    foldBias(base, s, this.tensor(name, 'ssf_shift').toTyped() as Float32Array, undo);
   }
 
   forward(x: Tensor): Tensor<'f32'> {

@@ -1,7 +1,7 @@
 // Shared fixtures for the classic PEFT method tests (IA3, prompt/prefix tuning, bottleneck, SSF, BitFit, LN tuning):
 // the real stories260K-hf checkpoint, a token batch from its tokenizer, a short training run, save → load.
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as pj from '../../../src/index.js';
@@ -100,6 +100,34 @@ export function saveLoadRoundTrip(
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+}
+
+/**
+ * Writes `peft`'s merged checkpoint (config from `baseDir`, or `config`) and reloads it: its config and its logits
+ * on `batch`.
+ */
+export function mergedCheckpoint(
+  peft: PeftModel,
+  baseDir: string,
+  batch = storyBatch(baseDir),
+  config?: Record<string, unknown>,
+): { config: Record<string, unknown>; logits: Float32Array; names: string[] } {
+  const dir = mkdtempSync(join(tmpdir(), 'peftjs-merged-'));
+  try {
+    peft.saveMergedModel(dir, { config: config ?? baseDir });
+    const model = loadCausalLM(dir);
+    const names = model.namedParameters().map(([k]) => k);
+    const out = { config: JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8')) as Record<string, unknown>, logits: logits(model, batch), names };
+    model.dispose();
+    return out;
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** Moves every trainable adapter tensor away from its init (as training would): adds 0.2·sin(i + 1) to entry i. */
+export function perturb(peft: PeftModel): void {
+  for (const t of peft.trainableParameters()) (t.data as Float32Array).forEach((v, i, a) => (a[i] = v + 0.2 * Math.sin(i + 1)));
 }
 
 /** Runs `fn` with PEFT warnings collected instead of printed: its result and the warnings. */

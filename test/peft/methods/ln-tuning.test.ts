@@ -5,7 +5,8 @@ import assert from 'node:assert/strict';
 import * as pj from '../../../src/index.js';
 import { PeftModel } from '../../../src/peft/model.js';
 import { LnTuningLayer } from '../../../src/peft/ln-tuning/index.js';
-import { logits, relDiff, saveLoadRoundTrip, stories, trainSteps } from './classic-helpers.js';
+import { loadCausalLM } from '../../../src/models/index.js';
+import { logits, mergedCheckpoint, perturb, relDiff, saveLoadRoundTrip, stories, storyBatch, TINY_GPT2, trainSteps } from './classic-helpers.js';
 
 const gen = new pj.Generator(13);
 
@@ -28,6 +29,17 @@ describe('LN_TUNING', () => {
     const x = pj.keep(pj.randn([3, 6], 1, 0, gen));
     x.requiresGrad = true;
     pj.gradcheck(() => layer.forward(x), [x, layer.adapterTensors('default')[0]![1]]);
+  });
+
+  it('saveMergedModel on GPT-2 writes the tuned LayerNorm weights and biases: it reloads to the adapted logits', () => {
+    const model = loadCausalLM(TINY_GPT2);
+    const peft = new PeftModel(model, { peft_type: 'LN_TUNING', target_modules: ['ln_1', 'ln_f'] });
+    perturb(peft);
+    const batch = storyBatch(TINY_GPT2);
+    const adapted = logits(model, batch);
+    assert.ok(relDiff(adapted, peft.disableAdapters(() => logits(model, batch))) > 1e-3);
+    const merged = mergedCheckpoint(peft, TINY_GPT2, batch);
+    assert.ok(relDiff(merged.logits, adapted) < 1e-5, `merged checkpoint ≠ adapter: ${relDiff(merged.logits, adapted)}`);
   });
 
   it('training lowers the loss; merge = unmerged; save → load identical with PEFT keys', () => {

@@ -5,7 +5,9 @@ import assert from 'node:assert/strict';
 import * as pj from '../../../src/index.js';
 import { PeftModel } from '../../../src/peft/model.js';
 import { SsfLinear } from '../../../src/peft/ssf/index.js';
-import { logits, relDiff, saveLoadRoundTrip, stories, trainSteps } from './classic-helpers.js';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { logits, mergedCheckpoint, relDiff, saveLoadRoundTrip, stories, STORIES, trainSteps } from './classic-helpers.js';
 
 const gen = new pj.Generator(11);
 const leaf = (shape: number[]) => pj.keep(pj.randn(shape, 0.5, 0, gen));
@@ -33,6 +35,25 @@ describe('SSF', () => {
     assert.ok(relDiff(logits(model), unfolded) < 1e-5, `folded ≠ unfolded: ${relDiff(logits(model), unfolded)}`);
     peft.unmerge();
     assert.ok(relDiff(logits(model), unfolded) < 1e-5);
+  });
+
+  it('saveMergedModel on Llama: the shifts become biases (attention_bias / mlp_bias set, zero biases for the rest of each group); it reloads to the adapted logits', () => {
+    const model = stories();
+    const peft = new PeftModel(model, { peft_type: 'SSF', target_modules: ['q_proj', 'down_proj'], init_ssf_weights: false });
+    const adapted = logits(model);
+    const merged = mergedCheckpoint(peft, STORIES);
+    assert.equal(merged.config.attention_bias, true);
+    assert.equal(merged.config.mlp_bias, true);
+    for (const m of ['self_attn.q_proj', 'self_attn.k_proj', 'self_attn.o_proj', 'mlp.up_proj', 'mlp.down_proj'])
+      assert.ok(merged.names.includes(`model.layers.4.${m}.bias`), m);
+    assert.ok(relDiff(merged.logits, adapted) < 1e-5, `merged checkpoint ≠ adapter: ${relDiff(merged.logits, adapted)}`);
+    assert.ok(relDiff(adapted, peft.disableAdapters(() => logits(model))) > 1e-3);
+  });
+
+  it('saveMergedModel refuses a shift the checkpoint format has no bias for (a Qwen2 o_proj)', () => {
+    const peft = new PeftModel(stories(), { peft_type: 'SSF', target_modules: ['o_proj'], init_ssf_weights: false });
+    const config = { ...JSON.parse(readFileSync(join(STORIES, 'config.json'), 'utf8')), model_type: 'qwen2' };
+    assert.throws(() => mergedCheckpoint(peft, STORIES, undefined, config), /adds model\.layers\.0\.self_attn\.o_proj\.bias .*qwen2 checkpoint has no place for; save the adapter instead/);
   });
 
   it('gradcheck (f32)', () => {
