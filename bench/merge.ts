@@ -9,7 +9,7 @@
  * cache needs root; without it the numbers are for cached reads and say so.
  */
 import { spawnSync } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, readSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -84,6 +84,20 @@ function readSpeed(dirs: string[]): number {
   return bytes / 1e9 / ((performance.now() - t0) / 1000);
 }
 
+/** Sequential write speed (GB/s) of 256 MB in 16 MiB writes, fsync'd as the shard writer does. */
+function writeSpeed(dir: string): number {
+  const buf = Buffer.alloc(16 << 20, 1);
+  const path = join(dir, 'write-speed.tmp');
+  const t0 = performance.now();
+  const fd = openSync(path, 'w');
+  for (let i = 0; i < 16; i++) writeSync(fd, buf);
+  fsyncSync(fd);
+  closeSync(fd);
+  const s = (performance.now() - t0) / 1000;
+  rmSync(path);
+  return (16 * buf.length) / 1e9 / s;
+}
+
 const dirSize = (d: string) => readdirSync(d).reduce((a, f) => a + statSync(join(d, f)).size, 0);
 
 function child(method: string, root: string): void {
@@ -118,6 +132,8 @@ function main(): void {
   const largestF32 = Math.max(...list.map((s) => s.shape.reduce((x, y) => x * y, 1) * 4));
   console.log(`checkpoints: 3 × ${(dirSize(join(root, 'base')) / 1e9).toFixed(2)} GB bf16, ${layers} layers, largest tensor ${(largestF32 / 4 / 1e6).toFixed(1)}M params`);
   console.log(`disk sequential read (${cold ? 'page cache dropped' : 'CACHED — not root, cannot drop caches'}): ${disk.toFixed(2)} GB/s`);
+  const write = writeSpeed(root);
+  console.log(`disk sequential write (fsync'd): ${write.toFixed(2)} GB/s — every merge writes one checkpoint (${(dirSize(join(root, 'base')) / 1e9).toFixed(2)} GB), ${(dirSize(join(root, 'base')) / 1e9 / write).toFixed(2)} s of it`);
   console.log('| merge | inputs | GB read | seconds | GB/s | vs disk | peak RSS | 3×largest(f32)+shard | within |');
   console.log('|---|---|---|---|---|---|---|---|---|');
   for (const method of ['linear', 'ties']) {

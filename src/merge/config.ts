@@ -224,8 +224,10 @@ export interface RunMergeOptions {
   chunkElements?: number;
   /** Read ahead in a worker thread (default: inputs of 256 MB or more). */
   prefetch?: boolean;
-  /** Kernel threads during the merge (default 1, see StreamMergeOptions.threads). */
+  /** Kernel threads during the merge (default: all cores, see StreamMergeOptions.threads). */
   threads?: number;
+  /** f32 elements a streamed merge may keep between passes over a tensor (default: twice the largest tensor's). */
+  keepElements?: number;
   /** Seed of the random methods (dare_*); default 0. */
   seed?: number;
   onProgress?: (p: MergeProgress) => void;
@@ -282,7 +284,8 @@ export function runMerge(config: MergeConfig, out: string, opts: RunMergeOptions
       threads: opts.threads,
       onProgress: opts.onProgress,
       merge: (ctx, tensors) => method.merge({ ...params(ctx), tensors }),
-      chunked: method.chunked ? (ctx, scan) => method.chunked!(params(ctx), scan) : undefined,
+      keepElements: opts.keepElements,
+      chunked: method.chunked ? (ctx, scan, scratch) => method.chunked!(params(ctx), scan, scratch) : undefined,
     });
   } finally {
     for (const s of stats) s?.close();

@@ -12,8 +12,8 @@ import { regmean } from './methods/regmean.js';
 import { slerp } from './methods/slerp.js';
 import { combineTaskVectors, packedCombiner, subtractInPlace, type Consensus } from './methods/task-arithmetic.js';
 import { trimRanks } from './methods/ties.js';
-import { applyBand, keepMagnitudeRanks, magnitudeBands } from './select.js';
-import type { ChunkMerge, InputChunk, TensorContext, TensorScan } from './stream.js';
+import { applyBand, keepMagnitudeRanks, magnitudeBands, wholeScan } from './select.js';
+import type { InputChunk, RangeMerge, Scratch, TensorContext, TensorScan } from './stream.js';
 
 /** A parameter value after filters and gradients are applied. */
 export type ParamValue = number | boolean;
@@ -62,7 +62,7 @@ export interface MethodDef {
    * The range-by-range form, for element-wise methods: the merge of one range from the inputs' chunks (in the
    * order of `tensors`), after any passes over `scan` it needs. Absent (or null for a tensor): `merge` runs.
    */
-  chunked?(call: MethodParams, scan: TensorScan): ChunkMerge | null;
+  chunked?(call: MethodParams, scan: TensorScan, scratch: Scratch): RangeMerge | null;
 }
 
 const num = (v: ParamValue | undefined) => Number(v);
@@ -85,7 +85,9 @@ type Sparsify =
 /**
  * The generalised task arithmetic family (task_arithmetic, ties, dare_*, breadcrumbs*): τᵢ = θᵢ − θ_base,
  * sparsified, then combined into the base — in place on whole tensors, or range by range from the inputs' own
- * dtypes, with each τᵢ's magnitude band located by two passes over the tensor first.
+ * dtypes. Streamed, the task vectors are computed once into the scratch buffer when they fit (k f32 copies of the
+ * tensor), their magnitude bands located and applied there, and the final pass reads only the base; when they do not
+ * fit, every pass recomputes them range by range from the inputs. Both give the same bits.
  */
 function taskFamily(sparsify: Sparsify | null, consensus: Consensus | null, normalize: boolean, extra: ParamDef[]): MethodDef {
   const options = (c: MethodParams) => ({ consensus, normalize: Boolean(c.global.normalize), lambda: num(c.global.lambda) });
@@ -102,22 +104,44 @@ function taskFamily(sparsify: Sparsify | null, consensus: Consensus | null, norm
       });
       return combineTaskVectors(base, deltas, { weights: weights(call), ...options(call) }, base);
     },
-    chunked(call, scan) {
+    chunked(call, scan, scratch) {
       if (sparsify && 'drop' in sparsify) return null;
       const k = call.perModel.length;
-      let rows = new Float32Array(0);
-      // τⱼ of a range, as row j of `rows` [k, length]: model j + 1 minus the base (input 0), read in their dtypes.
-      const taskVectorRows = (chunks: readonly InputChunk[], length: number): Float32Array => {
-        if (rows.length < k * length) rows = new Float32Array(k * length);
-        const r = rows.subarray(0, k * length);
+      const n = call.ctx.shape.reduce((a, d) => a * d, 1);
+      const combine = packedCombiner(Float32Array.from(weights(call)), options(call));
+      // τⱼ of a range into row j of `into` (row stride `stride`): model j + 1 minus the base (input 0), in their dtypes.
+      const taskVectors = (chunks: readonly InputChunk[], length: number, into: Float32Array, stride: number) => {
         for (let j = 0; j < k; j++) {
-          const row = r.subarray(j * length, (j + 1) * length);
+          const row = into.subarray(j * stride, j * stride + length);
           backend().scaleAdd(chunks[j + 1].dtype, chunks[j + 1].data, row, length, 1, 0);
           backend().scaleAdd(chunks[0].dtype, chunks[0].data, row, length, -1, 1);
         }
+      };
+      let rows = new Float32Array(0);
+      /** A buffer of k rows of `length` (the packed [k, length] the combiner takes). */
+      const packed = (length: number) => (rows.length < k * length ? (rows = new Float32Array(k * length)) : rows).subarray(0, k * length);
+      if (k * n <= scratch.limit) {
+        const tv = scratch.get(k * n);
+        scan((chunks, offset, length) => taskVectors(chunks, length, tv.subarray(offset), n));
+        const row = (j: number) => tv.subarray(j * n, (j + 1) * n);
+        if (sparsify) {
+          const bands = magnitudeBands(wholeScan(Array.from({ length: k }, (_, j) => row(j))), n, call.perModel.map((p) => sparsify.band(n, p)));
+          bands.forEach((b, j) => applyBand(row(j), b, new Int32Array(2)));
+        }
+        const merge = (chunks: readonly InputChunk[], offset: number, out: Float32Array) => {
+          const length = out.length;
+          const r = packed(length);
+          for (let j = 0; j < k; j++) r.set(tv.subarray(j * n + offset, j * n + offset + length), j * length);
+          backend().scaleAdd(chunks[0].dtype, chunks[0].data, out, length, 1, 0);
+          combine(out, r, out);
+        };
+        return { merge, reads: 'first' };
+      }
+      const taskVectorRows = (chunks: readonly InputChunk[], length: number): Float32Array => {
+        const r = packed(length);
+        taskVectors(chunks, length, r, length);
         return r;
       };
-      const n = call.ctx.shape.reduce((a, d) => a * d, 1);
       const bands = sparsify
         ? magnitudeBands(
             (visit) => scan((chunks, _offset, length) => {
@@ -129,14 +153,14 @@ function taskFamily(sparsify: Sparsify | null, consensus: Consensus | null, norm
           )
         : [];
       const seen = bands.map(() => new Int32Array(2));
-      const combine = packedCombiner(Float32Array.from(weights(call)), options(call));
-      return (chunks, _offset, out) => {
+      const merge = (chunks: readonly InputChunk[], _offset: number, out: Float32Array) => {
         const length = out.length;
         const r = taskVectorRows(chunks, length);
         bands.forEach((b, j) => applyBand(r.subarray(j * length, (j + 1) * length), b, seen[j]));
         backend().scaleAdd(chunks[0].dtype, chunks[0].data, out, length, 1, 0);
         combine(out, r, out);
       };
+      return { merge, reads: 'all' };
     },
   };
 }
@@ -162,7 +186,7 @@ export const METHODS: Record<string, MethodDef> = {
     chunked(c) {
       const scale = linearScale(weights(c), { normalize: Boolean(c.global.normalize) });
       const w = weights(c).map((x) => x * scale);
-      return (chunks, _offset, out) => chunks.forEach((x, j) => backend().scaleAdd(x.dtype, x.data, out, out.length, w[j], j === 0 ? 0 : 1));
+      return { merge: (chunks, _offset, out) => chunks.forEach((x, j) => backend().scaleAdd(x.dtype, x.data, out, out.length, w[j], j === 0 ? 0 : 1)), reads: 'all' };
     },
   },
   task_arithmetic: taskFamily(null, null, false, []),

@@ -49,11 +49,31 @@ export type TensorScan = (visit: ChunkVisitor) => void;
 export type ChunkMerge = (chunks: readonly InputChunk[], offset: number, out: Float32Array) => void;
 
 /**
- * A merge computed range by range: given a tensor's context and a scan over its inputs (which it may run first,
- * e.g. to find TIES thresholds), returns the function merging one range, or null when the method needs the whole
- * tensor (then the {@link TensorMerger} runs).
+ * The final pass of a range-by-range merge: the merge of one range, and which inputs' chunks it reads — all, or only
+ * the first (the others were consumed by the merger's own passes, e.g. into task vectors kept in memory).
  */
-export type ChunkedMerger = (ctx: TensorContext, scan: TensorScan) => ChunkMerge | null;
+export interface RangeMerge {
+  merge: ChunkMerge;
+  reads: 'all' | 'first';
+}
+
+/**
+ * An f32 work buffer a merger may keep between its passes over a tensor, reused from tensor to tensor (so its pages
+ * are touched once per merge) and dropped when the merge ends.
+ */
+export interface Scratch {
+  /** Most elements {@link Scratch.get} may be asked for. */
+  readonly limit: number;
+  /** The buffer's first `elements` entries (contents unspecified). */
+  get(elements: number): Float32Array;
+}
+
+/**
+ * A merge computed range by range: given a tensor's context, a scan over its inputs (which it may run first, e.g. to
+ * find TIES thresholds) and the merge's scratch buffer, returns its final pass, or null when the method needs the
+ * whole tensor (then the {@link TensorMerger} runs).
+ */
+export type ChunkedMerger = (ctx: TensorContext, scan: TensorScan, scratch: Scratch) => RangeMerge | null;
 
 /** Progress after each tensor. */
 export interface MergeProgress {
@@ -77,12 +97,14 @@ export interface StreamMergeOptions {
   chunked?: ChunkedMerger;
   /** Elements per range of a chunked merge (default 2¹⁹). */
   chunkElements?: number;
+  /** f32 elements a chunked merge may keep between its passes over a tensor (default: twice the largest tensor's). */
+  keepElements?: number;
   /** Read ahead in a worker thread (default: when the inputs total 256 MB or more). */
   prefetch?: boolean;
   /**
-   * Kernel threads during the merge (default 1: a merge is meant to be I/O-bound, its kernels run on chunks of a
-   * few MB where a fork/join per call costs more than a second thread gains on a busy machine, and the read-ahead
-   * worker and the kernel's writeback need a core too).
+   * Kernel threads during the merge (default: the backend's, all cores). Linear merges run as fast on one (they are
+   * I/O-bound); TIES / Breadcrumbs spend most of their time in whole-tensor selection passes over task vectors kept in
+   * memory, which two threads run 1.6× faster (bench:merge, 2 cores).
    */
   threads?: number;
   /** Output dtype of floating tensors (default: the reference checkpoint's dtype, tensor by tensor). */
@@ -131,7 +153,7 @@ export function mergeCheckpoints(opts: StreamMergeOptions): MergeReport {
   const reader = new RangeReader(paths.length, opts.chunkElements ?? 1 << 19);
   let prefetch: Prefetcher | null = null;
   const threads = backend().getNumThreads();
-  backend().setNumThreads(opts.threads ?? 1);
+  backend().setNumThreads(opts.threads ?? threads);
   try {
     for (const p of paths) sources.push(openCheckpointTensors(p));
     const ref = sources[0];
@@ -144,6 +166,8 @@ export function mergeCheckpoints(opts: StreamMergeOptions): MergeReport {
     });
     const writer = new ShardWriter(opts.out, specs, opts.maxShardBytes ?? 5_000_000_000);
     const numLayers = countLayers(statDir(paths[0]), names);
+    const largestElements = Math.max(0, ...names.map((n) => ref.info(n).byteLength / dtypeSize(ref.info(n).dtype)));
+    const scratch = growingScratch(opts.keepElements ?? 2 * largestElements);
     // What each tensor reads: every input for floating tensors, the reference's own for the copied ones.
     const reads = names.map((n) => (isFloatDType(ref.info(n).dtype) ? sources.map((s) => s.info(n)) : [ref.info(n)]));
     const bytesTotal = reads.reduce((a, r) => a + r.reduce((b, i) => b + i.byteLength, 0), 0);
@@ -165,8 +189,11 @@ export function mergeCheckpoints(opts: StreamMergeOptions): MergeReport {
           const ctx: TensorContext = { name, shape: info.shape, layer: layerIndex(name), numLayers };
           const n = info.byteLength / dtypeSize(info.dtype);
           const scan: TensorScan = (visit) => reader.scan(reads[index], n, visit);
-          const chunk = opts.chunked?.(ctx, scan) ?? null;
-          if (chunk !== null) mergeInRanges(writer, spec, n, scan, chunk, reader.chunkElements);
+          const ranged = opts.chunked?.(ctx, scan, scratch) ?? null;
+          if (ranged !== null) {
+            const final: TensorScan = ranged.reads === 'all' ? scan : (visit) => reader.scan(reads[index].slice(0, 1), n, visit);
+            mergeInRanges(writer, spec, n, final, ranged.merge, reader.chunkElements);
+          }
           else writer.write(name, mergeWhole(opts.merge, ctx, sources, spec));
         }
         bytesRead += reads[index].reduce((a, i) => a + i.byteLength, 0);
@@ -193,6 +220,19 @@ export function mergeCheckpoints(opts: StreamMergeOptions): MergeReport {
     reader.close();
     for (const s of sources) s.close();
   }
+}
+
+/** A {@link Scratch} of at most `limit` elements, allocated when first asked for and grown to the largest request. */
+function growingScratch(limit: number): Scratch {
+  let buffer = new Float32Array(0);
+  return {
+    limit,
+    get(elements) {
+      if (elements > limit) throw new Error(`merge: scratch of ${elements} elements asked for, the limit is ${limit}`);
+      if (buffer.length < elements) buffer = new Float32Array(elements);
+      return buffer.subarray(0, elements);
+    },
+  };
 }
 
 /** A tensor merged from its inputs' whole f32 copies, in the output dtype. */

@@ -1,5 +1,6 @@
 // Streamed (range-by-range) merges against the pure whole-tensor functions, on bf16 and f16 checkpoints whose
-// values tie often in magnitude, with ranges of a few elements, so TIES/Breadcrumbs bands cross range borders.
+// values tie often in magnitude, with ranges of a few elements, so TIES/Breadcrumbs bands cross range borders;
+// with the task vectors kept in memory between passes and recomputed on each.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -69,13 +70,15 @@ for (const dtype of ['BF16', 'F16'] as const) {
       ['breadcrumbs_ties', `merge_method: breadcrumbs_ties\nbase_model: ${base}\nmodels:\n  - {model: ${a}, parameters: {weight: 1, density: 0.6, gamma: 0.1}}\n  - {model: ${c}, parameters: {weight: 1, density: 0.5, gamma: 0.2}}\ndtype: float32\n`,
         (n) => breadcrumbs(B.get(n)!, [A.get(n)!, C.get(n)!], { density: [0.6, 0.5], gamma: [0.1, 0.2], ties: true })],
     ];
-    for (const [method, yaml, expected] of cases) {
-      const out = join(tmp, `${method}-${dtype}`);
-      runMerge(parseMergeConfig(yaml), out, { chunkElements: 5 });
-      const got = readAll(out);
-      for (const [name] of SHAPES) sameValues(got.get(name), expected(name), `${method} ${dtype} ${name}`);
-      rmSync(out, { recursive: true });
-    }
+    // Task vectors kept in memory between passes (the default) and recomputed on every pass (keepElements 0).
+    for (const [method, yaml, expected] of cases)
+      for (const keepElements of [undefined, 0]) {
+        const out = join(tmp, `${method}-${dtype}`);
+        runMerge(parseMergeConfig(yaml), out, { chunkElements: 5, keepElements });
+        const got = readAll(out);
+        for (const [name] of SHAPES) sameValues(got.get(name), expected(name), `${method} ${dtype} ${name} (keepElements ${keepElements})`);
+        rmSync(out, { recursive: true });
+      }
   });
 }
 
