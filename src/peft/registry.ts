@@ -25,6 +25,7 @@ import { lokr } from './lokr/index.js';
 import { loldu } from './loldu/index.js';
 import { dylora } from './dylora/index.js';
 import { adalora } from './adalora/index.js';
+import { increlora } from './increlora/index.js';
 import { mtlora } from './mtlora/index.js';
 import { moelora } from './moelora/index.js';
 import { smora } from './smora/index.js';
@@ -111,6 +112,7 @@ const METHODS = [
   loldu,
   dylora,
   adalora,
+  increlora,
   mtlora,
   moelora,
   smora,

@@ -2,14 +2,15 @@
  * `AdaLoraConfig`: HF PEFT's field names and defaults (PEFT 0.20 src/peft/tuners/adalora/config.py — LoraConfig's
  * fields plus the rank-budget schedule). `r` is unused (PEFT warns too); `init_r` is each module's starting rank.
  * `rank_pattern` is AdaLoRA's own: `{"<module path>.lora_E": [kept, …]}` (one boolean per initial rank), written
- * by the rank allocator and used on load to create the pruned ranks.
+ * by the rank allocator and used on load to create the pruned ranks. IncreLoRA shares the fields and their checks
+ * ({@link SvdScheduleConfig}, {@link parseSvdScheduleConfig}).
  */
-import { BASE_CHECKS, is, parseConfigFields, type PeftConfigBase } from '../config.js';
+import { BASE_CHECKS, is, parseConfigFields, type ConfigCheck, type PeftConfigBase } from '../config.js';
 import { LORA_DEFAULTS } from '../lora/config.js';
 import { checkTargets, probability } from '../common/select-config.js';
 
-export interface AdaLoraConfig extends PeftConfigBase {
-  peft_type: 'ADALORA';
+/** The fields of the SVD-form methods with a rank schedule (AdaLoRA, IncreLoRA): LoRA's plus the schedule. */
+export interface SvdScheduleConfig extends PeftConfigBase {
   target_r: number;
   init_r: number;
   tinit: number;
@@ -28,6 +29,10 @@ export interface AdaLoraConfig extends PeftConfigBase {
   [field: string]: unknown;
 }
 
+export interface AdaLoraConfig extends SvdScheduleConfig {
+  peft_type: 'ADALORA';
+}
+
 export const ADALORA_DEFAULTS = {
   ...LORA_DEFAULTS,
   target_r: 8,
@@ -44,7 +49,7 @@ export const ADALORA_DEFAULTS = {
 
 const open01 = (v: unknown) => (typeof v === 'number' && v > 0 && v < 1 ? null : 'must be a number in (0, 1)');
 
-const ADALORA_CHECKS = {
+export const ADALORA_CHECKS = {
   ...BASE_CHECKS,
   r: is.int(1),
   lora_alpha: is.num,
@@ -67,7 +72,7 @@ const ADALORA_CHECKS = {
       : 'must be null or an object of boolean lists',
 };
 
-/** LoRA features AdaLoRA (in PEFT or in peftjs) does not combine with. */
+/** LoRA features AdaLoRA (in PEFT or in peftjs) and IncreLoRA do not combine with. */
 const REFUSED: Record<string, (v: unknown) => boolean> = {
   use_dora: (v) => v === true,
   use_rslora: (v) => v === true,
@@ -78,15 +83,32 @@ const REFUSED: Record<string, (v: unknown) => boolean> = {
   trainable_token_indices: (v) => v != null,
 };
 
-/** Parses and validates an AdaLoRA config (PEFT's post-init checks included). */
-export function parseAdaLoraConfig(raw: Record<string, unknown>, where = 'AdaLoraConfig'): AdaLoraConfig {
-  const c = parseConfigFields<AdaLoraConfig>('ADALORA', raw, ADALORA_DEFAULTS, ADALORA_CHECKS, where);
+/**
+ * Parses a config of an SVD-form scheduled method (`peftType`, named `method` in errors) with `defaults` and
+ * `checks`, and applies the checks AdaLoRA and IncreLoRA share (PEFT's post-init checks): refused LoRA features,
+ * a set total_step, a schedule that leaves a budgeting phase, and the module selection.
+ */
+export function parseSvdScheduleConfig<C extends SvdScheduleConfig>(
+  peftType: string,
+  method: string,
+  raw: Record<string, unknown>,
+  defaults: Record<string, unknown>,
+  checks: Record<string, ConfigCheck>,
+  where: string,
+): C {
+  const c = parseConfigFields<C>(peftType, raw, defaults, checks, where);
   for (const [field, refused] of Object.entries(REFUSED))
-    if (refused(c[field])) throw new Error(`${where}: ${field}=${JSON.stringify(c[field])} is not supported with AdaLoRA`);
-  if (c.total_step === null) throw new Error(`${where}: AdaLoRA needs total_step (the number of optimizer steps), got null`);
+    if (refused(c[field])) throw new Error(`${where}: ${field}=${JSON.stringify(c[field])} is not supported with ${method}`);
+  if (c.total_step === null) throw new Error(`${where}: ${method} needs total_step (the number of optimizer steps), got null`);
   if (c.tinit >= c.total_step - c.tfinal)
     throw new Error(`${where}: tinit (${c.tinit}) must be < total_step − tfinal (${c.total_step} − ${c.tfinal}): no budgeting phase is left`);
-  if (c.target_r > c.init_r) throw new Error(`${where}: target_r (${c.target_r}) exceeds init_r (${c.init_r})`);
   checkTargets(c, where);
+  return c;
+}
+
+/** Parses and validates an AdaLoRA config (PEFT's post-init checks included). */
+export function parseAdaLoraConfig(raw: Record<string, unknown>, where = 'AdaLoraConfig'): AdaLoraConfig {
+  const c = parseSvdScheduleConfig<AdaLoraConfig>('ADALORA', 'AdaLoRA', raw, ADALORA_DEFAULTS, ADALORA_CHECKS, where);
+  if (c.target_r > c.init_r) throw new Error(`${where}: target_r (${c.target_r}) exceeds init_r (${c.init_r})`);
   return c;
 }

@@ -32,6 +32,7 @@ export const adalora: PeftMethod<AdaLoraConfig> = {
   },
 };
 
-export { parseAdaLoraConfig, ADALORA_DEFAULTS, type AdaLoraConfig } from './config.js';
+export { parseAdaLoraConfig, parseSvdScheduleConfig, ADALORA_DEFAULTS, ADALORA_CHECKS, type AdaLoraConfig, type SvdScheduleConfig } from './config.js';
 export { AdaLoraLinear, type AdaLoraSpec } from './layer.js';
 export { RankAllocator } from './allocator.js';
+export { TripletImportance } from './importance.js';

@@ -4,7 +4,8 @@
  * with ranknum = init_r fixed (PEFT: α = `lora_alpha`, or r when it is 0). Rank is allocated by zeroing entries of E
  * ({@link RankAllocator}); the factors stay full-size during training, and a saved adapter keeps only the
  * components the config's `rank_pattern` marks (PEFT's resize on save), which is also the rank a loaded one gets.
- * Init (PEFT): E = 0, A and B ~ N(0, 0.02²). (A ⊙ E) and B go through the fused LoRA op.
+ * Init (PEFT): E = 0, A and B ~ N(0, 0.02²). (A ⊙ E) and B of the components the forward uses
+ * ({@link AdaLoraLinear.activeFactors}: all of them here; IncreLoRA's layer narrows them) go through the fused LoRA op.
  */
 import { mul, randn, zeros, fromStorage, type Tensor } from '../../engine/index.js';
 import { LinearAdapterLayer, type Contribution } from '../common/linear-adapter.js';
@@ -21,13 +22,13 @@ export interface AdaLoraSpec {
   init: boolean;
 }
 
-export class AdaLoraLinear extends LinearAdapterLayer<AdaLoraSpec> {
-  protected readonly method = 'AdaLoRA';
-  private readonly specs = new Map<string, AdaLoraSpec>();
+export class AdaLoraLinear<S extends AdaLoraSpec = AdaLoraSpec> extends LinearAdapterLayer<S> {
+  protected readonly method: string = 'AdaLoRA';
+  private readonly specs = new Map<string, S>();
   /** Components kept by the last allocation (null: all). */
   private readonly kept = new Map<string, boolean[] | null>();
 
-  protected create(name: string, spec: AdaLoraSpec): void {
+  protected create(name: string, spec: S): void {
     const { inFeatures: inF, outFeatures: outF } = this;
     this.specs.set(name, spec);
     this.kept.set(name, null);
@@ -48,10 +49,15 @@ export class AdaLoraLinear extends LinearAdapterLayer<AdaLoraSpec> {
     return { a: this.tensor(name, 'lora_A'), e: this.tensor(name, 'lora_E'), b: this.tensor(name, 'lora_B') };
   }
 
+  /** The factors the forward, the merge and the orthogonal regulariser use: here all of {@link svdFactors}. */
+  activeFactors(name: string): { a: F32; e: F32; b: F32 } {
+    return this.svdFactors(name);
+  }
+
   /** Zeroes the entries of Λ that `kept` marks false, and remembers the mask for saving. */
   applyRankMask(name: string, kept: boolean[]): void {
     const e = this.tensor(name, 'lora_E');
-    if (kept.length !== e.shape[0]) throw new Error(`AdaLoRA: rank mask has ${kept.length} entries for rank ${e.shape[0]}`);
+    if (kept.length !== e.shape[0]) throw new Error(`${this.method}: rank mask has ${kept.length} entries for rank ${e.shape[0]}`);
     kept.forEach((k, i) => {
       if (!k) e.data[i] = 0;
     });
@@ -92,7 +98,7 @@ export class AdaLoraLinear extends LinearAdapterLayer<AdaLoraSpec> {
   protected contribution(name: string, training: boolean): Contribution | null {
     const spec = this.specs.get(name)!;
     if (spec.r === 0) return null;
-    const { a, e, b } = this.svdFactors(name);
+    const { a, e, b } = this.activeFactors(name);
     return { kind: 'factors', factors: { a: mul(a, e), b, scale: spec.alpha / (spec.ranknum + 1e-5), dropout: training ? spec.dropout : 0 } };
   }
 }
