@@ -43,6 +43,8 @@ const CONFIGS: Record<string, { config: Record<string, unknown>; lr: number }> =
   LN_TUNING: { config: {}, lr: 3e-2 },
   // AdaLoRA's rank-budget schedule needs the run's length (filled in with the step budget).
   ADALORA: { config: { ...LORA_LIKE, total_step: null }, lr: 5e-3 },
+  // IncreLoRA's growth schedule likewise (ranks grow from init_r 2 to target_r 8 on average).
+  INCRELORA: { config: { target_modules: ALL7, init_r: 2, target_r: 8, max_r: 16, lora_alpha: 16, total_step: null, tinit: 5, tfinal: 10, deltaT: 5 }, lr: 5e-3 },
   // RandLoRA's update sums n = in/r full-width bases (scaled as in the paper): 5e-3 diverges, 1e-3 converges.
   RANDLORA: { config: LORA_LIKE, lr: 1e-3 },
 };
