@@ -90,6 +90,22 @@ export interface TrainingHooks {
   regularizer?(): Tensor<'f32'>;
   /** Called after the optimizer step with the number of steps done (1-based), before gradients are zeroed. */
   afterStep?(step: number): void;
+  /**
+   * The hooks' own state beyond the trainable parameters (AdaLoRA's importance averages and rank masks), for a
+   * training checkpoint; a copy, unaffected by later steps. Hooks without state leave `state` and `restore` out.
+   */
+  state?(): HooksState;
+  /**
+   * Puts back what {@link TrainingHooks.state} returned (into hooks made fresh for the same adapter and config).
+   * The trainer calls it before it restores the parameters, which then overwrite any values it resets (masked E).
+   */
+  restore?(state: HooksState): void;
+}
+
+/** A method's training state: JSON values, and f32 arrays kept bit-exact (a checkpoint stores them as safetensors). */
+export interface HooksState {
+  values: Record<string, unknown>;
+  arrays: Map<string, Float32Array>;
 }
 
 /** Every registered method (each typed by its own config; erased to the base config type here). */

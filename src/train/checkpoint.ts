@@ -1,7 +1,12 @@
 /**
- * Training checkpoints: `<output>/checkpoint-<step>/` holds the adapter in the HF PEFT format plus what a resumed
- * run needs to continue exactly as an uninterrupted one would — the AdamW moments (`optimizer.safetensors`, f32,
- * bit-exact) and `trainer_state.json` (step, data position, random-generator state, early-stopping state).
+ * Training checkpoints: `<output>/checkpoint-<step>/` holds the adapter in the HF PEFT format (usable as is) plus
+ * what a resumed run needs to continue exactly as an uninterrupted one would, all bit-exact:
+ * - `parameters.safetensors`: the trainable parameters as training holds them, under their parameter names. The
+ *   export can differ from them (AdaLoRA / IncreLoRA save only the kept / active components), so a resume reads these;
+ * - `optimizer.safetensors`: the AdamW moments (f32);
+ * - `method_state.safetensors`: the method's training-hook state, when it has one (AdaLoRA's importance averages and
+ *   rank masks): its arrays as tensors, its JSON values in the metadata (`values`);
+ * - `trainer_state.json`: step, data position, random-generator state, early-stopping state.
  *
  * Atomicity: a checkpoint is written in full into a hidden temporary folder, fsynced, and then renamed into place
  * in one step, so a kill at any moment leaves either no new checkpoint or a complete one, and the earlier
@@ -11,10 +16,13 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, w
 import { join } from 'node:path';
 import { writeFileAtomic, writeSafetensors, SafetensorsFile, type TensorData } from '../io/safetensors.js';
 import type { Tensor } from '../engine/index.js';
+import type { HooksState } from '../peft/registry.js';
 import type { LoaderPosition } from './data/split.js';
 
 export const TRAINER_STATE_NAME = 'trainer_state.json';
 export const OPTIMIZER_NAME = 'optimizer.safetensors';
+export const PARAMETERS_NAME = 'parameters.safetensors';
+export const METHOD_STATE_NAME = 'method_state.safetensors';
 
 /** What `trainer_state.json` holds. */
 export interface TrainerState {
@@ -35,6 +43,40 @@ export interface TrainerState {
 
 /** AdamW moments per trainable parameter name. */
 export type OptimizerMoments = Map<string, { m: Tensor<'f32'>; v: Tensor<'f32'> }>;
+
+/** What a checkpoint saves besides the adapter export. */
+export interface CheckpointContents {
+  state: TrainerState;
+  moments: OptimizerMoments;
+  /** The trainable parameters by name. */
+  parameters: [string, Tensor<'f32'>][];
+  /** The method's training-hook state (absent: the hooks have none). */
+  method?: HooksState;
+}
+
+/** A checkpoint as read back: arrays keyed by parameter name. */
+export interface LoadedCheckpoint {
+  state: TrainerState;
+  moments: Map<string, { m: Float32Array; v: Float32Array }>;
+  /** Null for a checkpoint written before parameters were saved (its adapter export then holds them). */
+  parameters: Map<string, Float32Array> | null;
+  method: HooksState | null;
+}
+
+/** A tensor's f32 contents as a safetensors entry (no copy). */
+function f32Entry(t: Tensor<'f32'>): TensorData {
+  return { dtype: 'F32', shape: t.shape, data: t.data.subarray(0, t.size) as TensorData['data'] };
+}
+
+/** Every tensor of a safetensors file (f32), by name, and its metadata. */
+function readF32File(path: string): { arrays: Map<string, Float32Array>; metadata: Record<string, string> } {
+  const file = SafetensorsFile.open(path);
+  try {
+    return { arrays: new Map(file.names().map((n) => [n, file.read(n) as Float32Array])), metadata: file.metadata };
+  } finally {
+    file.close();
+  }
+}
 
 function writeJson(path: string, value: unknown): void {
   writeFileAtomic(path, (fd) => {
@@ -61,7 +103,8 @@ export function listCheckpoints(output: string): { step: number; path: string }[
  * Writes `checkpoint-<state.step>` into `output` atomically. `writeAdapter(dir)` writes the adapter files into
  * the (temporary) folder. Keeps the newest `keep` checkpoints.
  */
-export function saveCheckpoint(output: string, state: TrainerState, moments: OptimizerMoments, writeAdapter: (dir: string) => void, keep: number): string {
+export function saveCheckpoint(output: string, contents: CheckpointContents, writeAdapter: (dir: string) => void, keep: number): string {
+  const { state, moments, parameters, method } = contents;
   mkdirSync(output, { recursive: true });
   const final = join(output, checkpointName(state.step));
   const tmp = join(output, `.tmp-${checkpointName(state.step)}-${process.pid}`);
@@ -69,11 +112,15 @@ export function saveCheckpoint(output: string, state: TrainerState, moments: Opt
   mkdirSync(tmp);
   writeAdapter(tmp);
   const tensors: [string, TensorData][] = [];
-  for (const [name, { m, v }] of moments) {
-    tensors.push([`${name}.exp_avg`, { dtype: 'F32', shape: m.shape, data: m.data.subarray(0, m.size) as TensorData['data'] }]);
-    tensors.push([`${name}.exp_avg_sq`, { dtype: 'F32', shape: v.shape, data: v.data.subarray(0, v.size) as TensorData['data'] }]);
-  }
+  for (const [name, { m, v }] of moments) tensors.push([`${name}.exp_avg`, f32Entry(m)], [`${name}.exp_avg_sq`, f32Entry(v)]);
   writeSafetensors(join(tmp, OPTIMIZER_NAME), tensors, { format: 'pt' });
+  writeSafetensors(join(tmp, PARAMETERS_NAME), parameters.map(([name, p]) => [name, f32Entry(p)] as const), { format: 'pt' });
+  if (method)
+    writeSafetensors(
+      join(tmp, METHOD_STATE_NAME),
+      [...method.arrays].map(([name, a]): [string, TensorData] => [name, { dtype: 'F32', shape: [a.length], data: a as TensorData['data'] }]),
+      { format: 'pt', values: JSON.stringify(method.values) },
+    );
   // The state file goes last: a folder with it is complete.
   writeJson(join(tmp, TRAINER_STATE_NAME), state);
   if (existsSync(final)) {
@@ -88,21 +135,25 @@ export function saveCheckpoint(output: string, state: TrainerState, moments: Opt
   return final;
 }
 
-/** Reads a checkpoint's trainer state and optimizer moments (as plain arrays keyed by parameter name). */
-export function loadCheckpoint(dir: string): { state: TrainerState; moments: Map<string, { m: Float32Array; v: Float32Array }> } {
+/** Reads a checkpoint's trainer state, optimizer moments, parameters and method state. */
+export function loadCheckpoint(dir: string): LoadedCheckpoint {
   const statePath = join(dir, TRAINER_STATE_NAME);
   if (!existsSync(statePath)) throw new Error(`resume: ${dir} is not a complete checkpoint (no ${TRAINER_STATE_NAME})`);
   const state = JSON.parse(readFileSync(statePath, 'utf8')) as TrainerState;
-  const file = SafetensorsFile.open(join(dir, OPTIMIZER_NAME));
+  const optimizer = readF32File(join(dir, OPTIMIZER_NAME)).arrays;
   const moments = new Map<string, { m: Float32Array; v: Float32Array }>();
-  try {
-    for (const n of file.names()) {
-      if (!n.endsWith('.exp_avg')) continue;
-      const name = n.slice(0, -'.exp_avg'.length);
-      moments.set(name, { m: file.read(n) as Float32Array, v: file.read(`${name}.exp_avg_sq`) as Float32Array });
-    }
-  } finally {
-    file.close();
+  for (const [n, m] of optimizer) {
+    if (!n.endsWith('.exp_avg')) continue;
+    const name = n.slice(0, -'.exp_avg'.length);
+    moments.set(name, { m, v: optimizer.get(`${name}.exp_avg_sq`)! });
   }
-  return { state, moments };
+  const paramsPath = join(dir, PARAMETERS_NAME);
+  const parameters = existsSync(paramsPath) ? readF32File(paramsPath).arrays : null;
+  const methodPath = join(dir, METHOD_STATE_NAME);
+  let method: HooksState | null = null;
+  if (existsSync(methodPath)) {
+    const { arrays, metadata } = readF32File(methodPath);
+    method = { values: JSON.parse(metadata.values ?? '{}') as Record<string, unknown>, arrays };
+  }
+  return { state, moments, parameters, method };
 }

@@ -32,7 +32,7 @@ import { peftMethod } from '../peft/registry.js';
 import { calibrateAdapter, calibrateBase, needsCalibration, type CalibrationBatch } from '../peft/calibrate.js';
 import { fillAdapterTensors, readAdapterFiles, savePeftModel } from '../peft/format.js';
 import { CheckpointTape, enableCheckpointing } from './checkpointing.js';
-import { listCheckpoints, loadCheckpoint, saveCheckpoint, type OptimizerMoments, type TrainerState } from './checkpoint.js';
+import { listCheckpoints, loadCheckpoint, saveCheckpoint, METHOD_STATE_NAME, type TrainerState } from './checkpoint.js';
 import { validateConfig, type TrainConfig, type TrainConfigInput } from './config.js';
 import type { Batch } from './data/pack.js';
 import { prepareData, type DataReport, type PreparedData } from './data/prepare.js';
@@ -241,11 +241,23 @@ export async function train(input: TrainConfigInput, hooks: TrainHooks = {}): Pr
   for (const f of readdirSync(cfg.output)) if (f.startsWith('.tmp-')) rmSync(join(cfg.output, f), { recursive: true, force: true });
   if (from) {
     const ck = loadCheckpoint(from);
-    fillAdapterTensors(peft, 'default', readAdapterFiles(from), from);
+    // The method's state goes first: restoring AdaLoRA's rank masks zeroes the masked E entries, which the optimizer
+    // may have revived since the last pruning step — the parameters below overwrite them with their saved values.
+    if (methodHooks?.restore) {
+      if (!ck.method) throw new Error(`resume: ${from} has no ${METHOD_STATE_NAME} (the ${cfg.method} hooks' state)`);
+      methodHooks.restore(ck.method);
+    }
+    // A checkpoint from before parameters were saved: its adapter export holds them.
+    if (!ck.parameters) fillAdapterTensors(peft, 'default', readAdapterFiles(from), from);
     for (const [name, p] of named) {
       const mv = ck.moments.get(name);
       if (!mv) throw new Error(`resume: ${from} has no optimizer state for ${name} (was it trained with the same targets?)`);
       opt.state.set(p, { m: keep(fromStorage(mv.m, p.shape, 'f32')), v: keep(fromStorage(mv.v, p.shape, 'f32')) });
+      if (ck.parameters) {
+        const w = ck.parameters.get(name);
+        if (w?.length !== p.size) throw new Error(`resume: ${from} holds ${w ? `${w.length} values` : 'no values'} for parameter ${name} [${p.shape.join(', ')}]`);
+        p.data.set(w);
+      }
     }
     opt.stepCount = ck.state.step;
     state = { ...ck.state, config: cfg };
@@ -259,12 +271,12 @@ export async function train(input: TrainConfigInput, hooks: TrainHooks = {}): Pr
     log(`model: ${cfg.model} (${precision}); trainable params ${counts.trainable.toLocaleString('en-US')} of ${counts.all.toLocaleString('en-US')} (${pct}%)`);
   }
 
-  const moments = (): OptimizerMoments => new Map(named.map(([n, p]) => [n, opt.state.get(p)!]));
   const snapshot = (): TrainerState => ({ ...state, position: { ...loader.position }, rng: globalGenerator.getState() });
   const writeAdapter = (dir: string) => savePeftModel(peft, dir, ['default']);
   let lastCheckpoint = from ?? '';
   const checkpoint = () => {
-    lastCheckpoint = saveCheckpoint(cfg.output, snapshot(), moments(), writeAdapter, cfg.saveTotalLimit);
+    const contents = { state: snapshot(), moments: new Map(named.map(([n, p]) => [n, opt.state.get(p)!])), parameters: named, method: methodHooks?.state?.() };
+    lastCheckpoint = saveCheckpoint(cfg.output, contents, writeAdapter, cfg.saveTotalLimit);
     log(`saved ${lastCheckpoint}`);
   };
 

@@ -61,7 +61,7 @@ export class RankAllocator extends TripletImportance<AdaLoraConfig, AdaLoraLinea
    * One step of the schedule (PEFT's `update_and_allocate`): call after the optimizer step and before the
    * gradients are zeroed, with `step` the 1-based number of optimizer steps done. Returns the current budget.
    */
-  updateAndAllocate(step: number): number {
+  override updateAndAllocate(step: number): number {
     const final = this.config.total_step - this.config.tfinal;
     const { budget, mask } = this.budgetSchedule(step);
     if (step < final) {
@@ -71,8 +71,12 @@ export class RankAllocator extends TripletImportance<AdaLoraConfig, AdaLoraLinea
       this.updateImportance();
       this.config.rank_pattern = this.maskToBudget(budget);
       this.resetImportance();
-    } else if (this.config.rank_pattern)
-      for (const [path, layer] of this.layers) layer.applyRankMask(this.adapterName, this.config.rank_pattern[`${path}.lora_E`]!);
+    } else if (this.config.rank_pattern) this.applyPattern(this.config.rank_pattern);
     return budget;
+  }
+
+  /** Masks each layer as `pattern` says (zeroing its pruned E entries). */
+  protected override applyPattern(pattern: Record<string, boolean[]>): void {
+    for (const [path, layer] of this.layers) layer.applyRankMask(this.adapterName, pattern[`${path}.lora_E`]!);
   }
 }

@@ -9,6 +9,7 @@
  */
 import { add, fromStorage, matmul, scale, sqrt, square, sub, sum, transpose, type Tensor } from '../../engine/index.js';
 import type { PeftModel } from '../model.js';
+import type { HooksState, TrainingHooks } from '../registry.js';
 import type { SvdScheduleConfig } from './config.js';
 import type { AdaLoraLinear } from './layer.js';
 
@@ -25,6 +26,11 @@ interface Stats {
   avg: Float32Array;
   unc: Float32Array;
 }
+
+/** Checkpoint names of the SVD factors. */
+const FACTOR_NAMES = { a: 'lora_A', e: 'lora_E', b: 'lora_B' } as const;
+
+type RankPattern = Record<string, boolean[]>;
 
 export abstract class TripletImportance<C extends SvdScheduleConfig, L extends AdaLoraLinear> {
   readonly config: C;
@@ -45,6 +51,75 @@ export abstract class TripletImportance<C extends SvdScheduleConfig, L extends A
     this.config = config as C;
     this.layers = peft.model.namedModules().filter((e): e is [string, L] => e[1] instanceof Layer && e[1].adapterNames().includes(adapterName));
     if (!this.layers.length) throw new Error(`${who}: adapter '${adapterName}' adapts no module`);
+  }
+
+  /**
+   * One step of the method's schedule: call after the optimizer step and before the gradients are zeroed, with
+   * `step` the 1-based number of optimizer steps done.
+   */
+  abstract updateAndAllocate(step: number): number;
+
+  /** Gives the layers the components `pattern` (the config's rank_pattern, set) keeps or makes active. */
+  protected abstract applyPattern(pattern: RankPattern): void;
+
+  /** The trainer's per-step hooks: the regulariser, the schedule, and the checkpoint state. */
+  trainingHooks(): Required<TrainingHooks> {
+    return {
+      regularizer: () => this.orthRegularization(),
+      afterStep: (step) => void this.updateAndAllocate(step),
+      state: () => this.state(),
+      restore: (state) => this.restore(state),
+    };
+  }
+
+  /**
+   * What a resumed run needs beyond the parameters: the rank pattern (which components are kept / active) and the
+   * smoothed importance Ī, Ū of every A, E, B entry (`<module path>.lora_A.avg` / `.unc`; none before the first
+   * update or after the schedule ended). Copies.
+   */
+  state(): HooksState {
+    const arrays = new Map<string, Float32Array>();
+    for (const [key, t] of this.factors()) {
+      const s = this.stats.get(t);
+      if (s) arrays.set(`${key}.avg`, s.avg.slice()).set(`${key}.unc`, s.unc.slice());
+    }
+    return { values: { rank_pattern: structuredClone(this.config.rank_pattern) }, arrays };
+  }
+
+  /**
+   * Puts back a {@link state} into an allocator made fresh for the same adapter and config: the config's
+   * rank_pattern, the layers' masks / active ranks (AdaLoRA's zeroes the masked E entries: restore the parameters
+   * after this), and the importance averages.
+   */
+  restore(state: HooksState): void {
+    const pattern = state.values.rank_pattern as RankPattern | null | undefined;
+    if (pattern === undefined) throw new Error(`${this.who}.restore: the state has no rank_pattern`);
+    const factors = this.factors();
+    const known = new Set(factors.flatMap(([key]) => [`${key}.avg`, `${key}.unc`]));
+    const unknown = [...state.arrays.keys()].filter((k) => !known.has(k));
+    if (unknown.length) throw new Error(`${this.who}.restore: the state holds importance for factors this adapter lacks: ${unknown.join(', ')}`);
+    const stats = new Map<Tensor, Stats>();
+    for (const [key, t] of factors) {
+      const [avg, unc] = [state.arrays.get(`${key}.avg`), state.arrays.get(`${key}.unc`)];
+      if (!avg && !unc) continue;
+      if (avg?.length !== t.size || unc?.length !== t.size)
+        throw new Error(`${this.who}.restore: importance of ${key} has ${avg?.length ?? 0} / ${unc?.length ?? 0} entries, the factor [${t.shape.join(', ')}] has ${t.size}`);
+      stats.set(t, { avg: avg.slice(), unc: unc.slice() });
+    }
+    if (pattern) {
+      const missing = this.layers.map(([path]) => `${path}.lora_E`).filter((k) => !pattern[k]);
+      if (missing.length) throw new Error(`${this.who}.restore: rank_pattern lacks ${missing.join(', ')}`);
+      this.config.rank_pattern = structuredClone(pattern);
+      this.applyPattern(pattern);
+    }
+    this.stats = stats;
+  }
+
+  /** Every A, E, B tensor of the adapter with its name (`<module path>.lora_A`). */
+  private factors(): [string, F32][] {
+    return this.layers.flatMap(([path, layer]) =>
+      Object.entries(layer.svdFactors(this.adapterName)).map(([k, t]): [string, F32] => [`${path}.${FACTOR_NAMES[k as keyof typeof FACTOR_NAMES]}`, t]),
+    );
   }
 
   /**

@@ -14,10 +14,7 @@ export const adalora: PeftMethod<AdaLoraConfig> = {
   supportsMerge: true,
   parseConfig: parseAdaLoraConfig,
   totalStepsField: 'total_step',
-  trainingHooks(peft, adapterName) {
-    const allocator = new RankAllocator(peft, adapterName);
-    return { regularizer: () => allocator.orthRegularization(), afterStep: (step) => void allocator.updateAndAllocate(step) };
-  },
+  trainingHooks: (peft, adapterName) => new RankAllocator(peft, adapterName).trainingHooks(),
   inject(target, adapterName, config, moduleName) {
     // A loaded adapter's rank_pattern says how many components this module kept (PEFT's resize on load).
     const kept = config.rank_pattern?.[`${moduleName}.lora_E`];

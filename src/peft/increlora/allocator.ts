@@ -52,7 +52,7 @@ export class IncreLoraAllocator extends TripletImportance<IncreLoraConfig, Incre
    * One step of the schedule: call after the optimizer step and before the gradients are zeroed, with `step` the
    * 1-based number of optimizer steps done. Returns the total active rank.
    */
-  updateAndAllocate(step: number): number {
+  override updateAndAllocate(step: number): number {
     const final = this.config.total_step - this.config.tfinal;
     let total = this.ranks().total;
     if (step > final || total >= this.targetBudget) return total;
@@ -93,6 +93,12 @@ export class IncreLoraAllocator extends TripletImportance<IncreLoraConfig, Incre
       }
     }
     return added;
+  }
+
+  /** Activates the components `pattern` marks (ranks only grow from the current ones), and records the pattern. */
+  protected override applyPattern(pattern: Record<string, boolean[]>): void {
+    for (const [path, layer] of this.layers) layer.setActiveRank(this.adapterName, pattern[`${path}.lora_E`]!.filter(Boolean).length);
+    this.recordPattern();
   }
 
   /** Writes the active pattern into the config's rank_pattern. */

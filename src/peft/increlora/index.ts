@@ -14,10 +14,7 @@ export const increlora: PeftMethod<IncreLoraConfig> = {
   supportsMerge: true,
   parseConfig: parseIncreLoraConfig,
   totalStepsField: 'total_step',
-  trainingHooks(peft, adapterName) {
-    const allocator = new IncreLoraAllocator(peft, adapterName);
-    return { regularizer: () => allocator.orthRegularization(), afterStep: (step) => void allocator.updateAndAllocate(step) };
-  },
+  trainingHooks: (peft, adapterName) => new IncreLoraAllocator(peft, adapterName).trainingHooks(),
   inject(target, adapterName, config, moduleName) {
     // A loaded adapter's rank_pattern says how many components this module had active: it gets exactly those.
     const active = config.rank_pattern?.[`${moduleName}.lora_E`]?.filter(Boolean).length;
