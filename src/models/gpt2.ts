@@ -8,7 +8,7 @@
  * attention probabilities (the fused kernel has none; residual and embedding dropout are applied when training).
  */
 import { add, attention, crossEntropy, dropout, gelu, globalGenerator, linear, narrow, relu, reshape, squeeze, tensor, type Tensor } from '../engine/index.js';
-import { Embedding, LayerNorm, Linear, Module, ModuleList } from '../nn/index.js';
+import { Embedding, LayerNorm, Linear, Module, ModuleList, withSequenceContext } from '../nn/index.js';
 import type { ConfigReader } from './config.js';
 import { positionsOf } from './llama.js';
 import { KVCache, type CausalLM, type ForwardOptions, type ModelConfig, type WeightSource } from './types.js';
@@ -196,7 +196,10 @@ export class GPT2LMHeadModel extends Module implements CausalLM {
     // [T, C] position rows broadcast over the batch (or [B, T, C] with per-row positions).
     let x = dropout(add(tr.wte.forward(ids), tr.wpe.forward(pos)), this.config.embdPdrop, globalGenerator, this.training);
     const ctx: BlockContext = { keyMask: mask, cache };
-    for (const block of tr.h.items) x = block.forward(x, ctx);
+    x = withSequenceContext({ keyMask: mask, past, state: cache?.layerState ?? null }, () => {
+      for (const block of tr.h.items) x = block.forward(x, ctx);
+      return x;
+    });
     cache?.advance(T);
     const keep = opts.logitsToKeep ?? 0;
     if (keep > 0 && keep < T) x = narrow(x, 1, T - keep, keep) as Tensor<'f32'>;

@@ -8,7 +8,7 @@
  * partial rotary factors.
  */
 import { add, attention, crossEntropy, linear, narrow, reshape, rope, swiglu, type Tensor } from '../engine/index.js';
-import { Embedding, Linear, Module, ModuleList, RMSNorm } from '../nn/index.js';
+import { Embedding, Linear, Module, ModuleList, RMSNorm, withSequenceContext } from '../nn/index.js';
 import type { ConfigReader } from './config.js';
 import { parseRopeScaling, RotaryEmbedding, type RopeScaling } from './rope.js';
 import { KVCache, type CausalLM, type ForwardOptions, type ModelConfig, type WeightSource } from './types.js';
@@ -196,7 +196,10 @@ export class LlamaForCausalLM extends Module implements CausalLM {
     const { cos, sin } = this.rotary.tables(positions, B, T, shared);
     const ctx: LayerContext = { cos, sin, keyMask: mask, cache };
     let x = this.model.embed_tokens.forward(ids);
-    for (const layer of this.model.layers.items) x = layer.forward(x, ctx);
+    x = withSequenceContext({ keyMask: mask, past, state: cache?.layerState ?? null }, () => {
+      for (const layer of this.model.layers.items) x = layer.forward(x, ctx);
+      return x;
+    });
     cache?.advance(T);
     const keep = opts.logitsToKeep ?? 0;
     if (keep > 0 && keep < T) x = narrow(x, 1, T - keep, keep) as Tensor<'f32'>;

@@ -85,6 +85,8 @@ export class KVCache {
   readonly values: Tensor<'f32'>[] = [];
   /** Positions filled so far. */
   length = 0;
+  /** State other layers carry across decoding steps (MeteoRA's prefix sums), keyed by the layer. */
+  readonly layerState = new Map<object, unknown>();
 
   constructor(
     numLayers: number,

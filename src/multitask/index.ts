@@ -17,3 +17,4 @@ export {
   withTaskIds,
 } from './routing.js';
 export { evaluateTasks, trainMultitask, type MultitaskTrainOptions, type MultitaskTrainResult, type TaskScore } from './train.js';
+export { chooseFirstTokenExpert, type FirstExpertChoice } from './first-expert.js';

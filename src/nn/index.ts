@@ -3,3 +3,4 @@ export { Module, ModuleList } from './module.js';
 export { Linear } from './linear.js';
 export { Embedding } from './embedding.js';
 export { RMSNorm, LayerNorm } from './norm.js';
+export { withSequenceContext, currentSequenceContext, type SequenceContext } from './sequence-context.js';

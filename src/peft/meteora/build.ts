@@ -3,7 +3,7 @@ import type { Module } from '../../nn/index.js';
 import { readAdapterFiles, KEY_PREFIX } from '../format.js';
 import { PeftModel } from '../model.js';
 import type { LoraConfig } from '../lora/config.js';
-import { MoeLoraLinear } from '../moelora/layer.js';
+import { MoeLoraLinear, type GateInput } from '../moelora/layer.js';
 
 export interface MeteoraOptions {
   /** Adapter name in the PeftModel (default "default"). */
@@ -13,6 +13,8 @@ export interface MeteoraOptions {
   topK?: number;
   routerAuxLossCoef?: number;
   gateSupervisionCoef?: number;
+  /** What the gates read (default `token_prefix_mean`: the token and the causal mean of the tokens up to it). */
+  gateInput?: GateInput;
 }
 
 /**
@@ -48,6 +50,7 @@ export function meteoraFromLoras<M extends Module>(model: M, dirs: readonly stri
       top_k: opts.topK ?? 1,
       router_aux_loss_coef: opts.routerAuxLossCoef ?? 0,
       gate_supervision_coef: opts.gateSupervisionCoef ?? 0,
+      gate_input: opts.gateInput ?? 'token_prefix_mean',
       target_modules: modules,
     },
     name,

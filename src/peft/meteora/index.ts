@@ -28,6 +28,8 @@ export const meteora: PeftMethod<MeteoraConfig> = {
       trainExperts: false,
       renormalize: true,
       router: 'meteora_gate',
+      gateInput: c.gate_input,
+      firstExpert: c.first_token_expert ?? undefined,
     });
     return layer;
   },

@@ -8,14 +8,18 @@
  * token gets no gradient. While a training step collects auxiliary losses, the layer adds
  * `router_aux_loss_coef · E · Σ f_e P_e` (load balancing) and, when a supervision coefficient is set and task ids
  * are in effect, `coef · CE(router logits, task of the token)` (MeteoRA's gate trained to pick the task's LoRA).
+ * The router reads the token's input x, or [x, c] with c the causal mean of the inputs up to the token
+ * (`causalPrefixMean`): the context that tells which task a token belongs to (W_r is then [E, 2·in]).
  */
-import { add, crossEntropy, linear, mul, randn, reshape, softmax, tensor, zeros, type Tensor } from '../../engine/index.js';
+import { add, concat, crossEntropy, linear, mul, randn, reshape, softmax, tensor, zeros, type Tensor } from '../../engine/index.js';
 import type { Linear } from '../../nn/index.js';
 import { addAuxLoss, currentTaskIds, dispatchRows, loadBalancingLoss, topK, topKGates, tokenTasks } from '../../multitask/routing.js';
+import { causalPrefixMean, firstRealPositions } from '../../multitask/prefix-mean.js';
 import { AdapterLayer } from '../common/adapter-layer.js';
 import { kaimingUniform } from '../common/linear-adapter.js';
 
 type F32 = Tensor<'f32'>;
+const IGNORE = -100;
 
 export interface MoeLoraSpec {
   r: number;
@@ -37,7 +41,17 @@ export interface MoeLoraSpec {
   renormalize?: boolean;
   /** Checkpoint name of the router (`lora_router`, `meteora_gate`). */
   router: string;
+  /** What the router reads: the token's input (default) or it and the causal mean of the inputs up to it. */
+  gateInput?: GateInput;
+  /**
+   * The expert of each sequence's first real position, where no earlier token tells the task (top-1 only; the
+   * router decides when unset). That position is left out of the gate's supervision.
+   */
+  firstExpert?: number;
 }
+
+/** What a router reads (see the file comment). */
+export type GateInput = 'token' | 'token_prefix_mean';
 
 export class MoeLoraLinear extends AdapterLayer {
   protected readonly method: string;
@@ -68,9 +82,20 @@ export class MoeLoraLinear extends AdapterLayer {
     this.setAdapterTensors(name, [
       ...experts.map((x, e): [string, Tensor] => [`lora_A.${e}.weight`, x.a]),
       ...experts.map((x, e): [string, Tensor] => [`lora_B.${e}.weight`, x.b]),
-      [`${spec.router}.weight`, randn([E, inF], 0.02)],
+      [`${spec.router}.weight`, randn([E, spec.gateInput === 'token_prefix_mean' ? 2 * inF : inF], 0.02)],
     ]);
-    this.specs.set(name, spec);
+    this.specs.set(name, { ...spec, firstExpert: undefined });
+    if (spec.firstExpert !== undefined) this.setFirstExpert(name, spec.firstExpert);
+  }
+
+  /** Sets (a number) or clears (null) the expert of the first real position for adapter `name` (see MoeLoraSpec). */
+  setFirstExpert(name: string, expert: number | null): void {
+    const spec = this.specs.get(name);
+    if (!spec) throw new Error(`${this.method}: no adapter '${name}'`);
+    const E = spec.scales.length;
+    if (expert !== null && !(spec.topK === 1 && Number.isInteger(expert) && expert >= 0 && expert < E))
+      throw new Error(`${this.method}: a first-position expert (${expert}) needs top_k 1 and an expert index in [0, ${E})`);
+    spec.firstExpert = expert ?? undefined;
   }
 
   override deleteAdapter(name: string): void {
@@ -93,31 +118,28 @@ export class MoeLoraLinear extends AdapterLayer {
     return { a: this.tensor(name, `lora_A.${e}.weight`), b: this.tensor(name, `lora_B.${e}.weight`) };
   }
 
-  /** Router logits [N, E] of adapter `name` for rows x2 [N, in]. */
-  routerLogits(name: string, x2: Tensor): F32 {
-    return linear(x2, this.tensor(name, `${this.specs.get(name)!.router}.weight`));
-  }
-
-  /** The top-k expert choices [N·k] of adapter `name` for rows x2 [N, in] (what the forward routes by). */
-  route(name: string, x2: Tensor): Int32Array {
+  /** Router logits [N, E] of adapter `name` for rows x2 [N, in] (T positions per sequence). */
+  private routerLogits(name: string, x2: Tensor, T: number): F32 {
     const spec = this.specs.get(name)!;
-    const logits = this.routerLogits(name, x2);
-    const choice = topK(logits.toTyped() as Float32Array, x2.shape[0]!, spec.scales.length, spec.topK);
-    logits.dispose();
-    return choice;
+    const input = spec.gateInput === 'token_prefix_mean' ? concat([x2, causalPrefixMean(x2, T, spec)], 1) : x2;
+    return linear(input, this.tensor(name, `${spec.router}.weight`));
   }
 
   private mixture(name: string, x2: Tensor, T: number): F32 {
     const spec = this.specs.get(name)!;
     const E = spec.scales.length;
-    const logits = this.routerLogits(name, x2);
+    const N = x2.shape[0]!;
+    const first = spec.firstExpert === undefined ? null : firstRealPositions(N, T);
+    const logits = this.routerLogits(name, x2, T);
     const probs = softmax(logits);
-    const choice = topK(probs.toTyped() as Float32Array, x2.shape[0]!, E, spec.topK);
+    const choice = topK(probs.toTyped() as Float32Array, N, E, spec.topK);
+    if (first) first.forEach((f, i) => f && (choice[i] = spec.firstExpert!));
     if (this.training && spec.auxCoef > 0) addAuxLoss(mul(loadBalancingLoss(probs, choice), spec.auxCoef));
     const tasks = currentTaskIds();
     if (this.training && spec.supervisionCoef > 0 && tasks) {
-      const target = tensor(tokenTasks(tasks, T), [x2.shape[0]!], 'i32');
-      addAuxLoss(mul(crossEntropy(logits, target), spec.supervisionCoef));
+      const labels = tokenTasks(tasks, T);
+      first?.forEach((f, i) => f && (labels[i] = IGNORE));
+      addAuxLoss(mul(crossEntropy(logits, tensor(labels, [N], 'i32'), { ignoreIndex: IGNORE }), spec.supervisionCoef));
     }
     const gates = topKGates(probs, choice, spec.topK, spec.renormalize ?? spec.topK > 1);
     return dispatchRows(x2, choice, spec.topK, E, this.base.outFeatures, gates, (e, xr) => {
