@@ -84,18 +84,22 @@ export class MoeLoraLinear extends AdapterLayer {
       ...experts.map((x, e): [string, Tensor] => [`lora_B.${e}.weight`, x.b]),
       [`${spec.router}.weight`, randn([E, spec.gateInput === 'token_prefix_mean' ? 2 * inF : inF], 0.02)],
     ]);
-    this.specs.set(name, { ...spec, firstExpert: undefined });
-    if (spec.firstExpert !== undefined) this.setFirstExpert(name, spec.firstExpert);
+    this.checkFirstExpert(spec, spec.firstExpert);
+    this.specs.set(name, { ...spec });
   }
 
   /** Sets (a number) or clears (null) the expert of the first real position for adapter `name` (see MoeLoraSpec). */
   setFirstExpert(name: string, expert: number | null): void {
     const spec = this.specs.get(name);
     if (!spec) throw new Error(`${this.method}: no adapter '${name}'`);
-    const E = spec.scales.length;
-    if (expert !== null && !(spec.topK === 1 && Number.isInteger(expert) && expert >= 0 && expert < E))
-      throw new Error(`${this.method}: a first-position expert (${expert}) needs top_k 1 and an expert index in [0, ${E})`);
+    this.checkFirstExpert(spec, expert ?? undefined);
     spec.firstExpert = expert ?? undefined;
+  }
+
+  private checkFirstExpert(spec: MoeLoraSpec, expert: number | undefined): void {
+    const E = spec.scales.length;
+    if (expert !== undefined && !(spec.topK === 1 && Number.isInteger(expert) && expert >= 0 && expert < E))
+      throw new Error(`${this.method}: a first-position expert (${expert}) needs top_k 1 and an expert index in [0, ${E})`);
   }
 
   override deleteAdapter(name: string): void {
