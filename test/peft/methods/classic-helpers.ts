@@ -125,6 +125,23 @@ export function mergedCheckpoint(
   }
 }
 
+/**
+ * Loads `baseDir`, adds `config` moved off its init ({@link perturb}), writes the merged checkpoint and asserts that
+ * it reloads to the adapted logits (1e-5 relative) and that the adapter changed them; returns the checkpoint's
+ * config and parameter names.
+ */
+export function checkMergedCheckpoint(baseDir: string, config: Record<string, unknown>): { config: Record<string, unknown>; names: string[] } {
+  const model = loadCausalLM(baseDir);
+  const peft = new PeftModel(model, config);
+  perturb(peft);
+  const batch = storyBatch(baseDir);
+  const adapted = logits(model, batch);
+  assert.ok(relDiff(adapted, peft.disableAdapters(() => logits(model, batch))) > 1e-3, 'the adapter changes the logits');
+  const merged = mergedCheckpoint(peft, baseDir, batch);
+  assert.ok(relDiff(merged.logits, adapted) < 1e-5, `merged checkpoint ≠ adapter: ${relDiff(merged.logits, adapted)}`);
+  return merged;
+}
+
 /** Moves every trainable adapter tensor away from its init (as training would): adds 0.2·sin(i + 1) to entry i. */
 export function perturb(peft: PeftModel): void {
   for (const t of peft.trainableParameters()) (t.data as Float32Array).forEach((v, i, a) => (a[i] = v + 0.2 * Math.sin(i + 1)));

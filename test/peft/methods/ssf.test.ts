@@ -7,7 +7,7 @@ import { PeftModel } from '../../../src/peft/model.js';
 import { SsfLinear } from '../../../src/peft/ssf/index.js';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { logits, mergedCheckpoint, relDiff, saveLoadRoundTrip, stories, STORIES, trainSteps } from './classic-helpers.js';
+import { checkMergedCheckpoint, logits, mergedCheckpoint, relDiff, saveLoadRoundTrip, stories, STORIES, trainSteps } from './classic-helpers.js';
 
 const gen = new pj.Generator(11);
 const leaf = (shape: number[]) => pj.keep(pj.randn(shape, 0.5, 0, gen));
@@ -38,16 +38,11 @@ describe('SSF', () => {
   });
 
   it('saveMergedModel on Llama: the shifts become biases (attention_bias / mlp_bias set, zero biases for the rest of each group); it reloads to the adapted logits', () => {
-    const model = stories();
-    const peft = new PeftModel(model, { peft_type: 'SSF', target_modules: ['q_proj', 'down_proj'], init_ssf_weights: false });
-    const adapted = logits(model);
-    const merged = mergedCheckpoint(peft, STORIES);
+    const merged = checkMergedCheckpoint(STORIES, { peft_type: 'SSF', target_modules: ['q_proj', 'down_proj'] });
     assert.equal(merged.config.attention_bias, true);
     assert.equal(merged.config.mlp_bias, true);
     for (const m of ['self_attn.q_proj', 'self_attn.k_proj', 'self_attn.o_proj', 'mlp.up_proj', 'mlp.down_proj'])
       assert.ok(merged.names.includes(`model.layers.4.${m}.bias`), m);
-    assert.ok(relDiff(merged.logits, adapted) < 1e-5, `merged checkpoint ≠ adapter: ${relDiff(merged.logits, adapted)}`);
-    assert.ok(relDiff(adapted, peft.disableAdapters(() => logits(model))) > 1e-3);
   });
 
   it('saveMergedModel refuses a shift the checkpoint format has no bias for (a Qwen2 o_proj)', () => {
