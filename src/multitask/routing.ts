@@ -13,10 +13,11 @@
  *   that receives no rows is never called, so its parameters get no gradient at all.
  */
 import { add, concat, embedding, isGradEnabled, mean, mul, reshape, sum, tensor, zeros, type Tensor } from '../engine/index.js';
+import { ContextVariable } from '../nn/index.js';
 
 type F32 = Tensor<'f32'>;
 
-let taskIds: Int32Array | null = null;
+const taskIds = new ContextVariable<Int32Array | null>(null);
 
 /**
  * Runs `fn` with `ids[b]` as the task of batch row b (null: no task ids). Every forward inside — training steps,
@@ -24,42 +25,31 @@ let taskIds: Int32Array | null = null;
  * @example withTaskIds([0, 0, 2], () => generate(model, tok, prompts, { maxNewTokens: 8 }))
  */
 export function withTaskIds<T>(ids: ArrayLike<number> | null, fn: () => T): T {
-  const previous = taskIds;
-  taskIds = ids === null ? null : Int32Array.from(ids);
-  try {
-    return fn();
-  } finally {
-    taskIds = previous;
-  }
+  return taskIds.with(ids === null ? null : Int32Array.from(ids), fn);
 }
 
 /** The task ids in effect (null outside {@link withTaskIds}). */
 export function currentTaskIds(): Int32Array | null {
-  return taskIds;
+  return taskIds.get();
 }
 
 /** The task ids for a batch of `rows` rows, checked against `nTasks`; the error names `method`. */
 export function requireTaskIds(method: string, rows: number, nTasks: number): Int32Array {
-  if (!taskIds) throw new Error(`${method}: this adapter routes by task: run the forward / generate inside withTaskIds(ids, …) (one task id per batch row)`);
-  if (taskIds.length !== rows) throw new Error(`${method}: ${taskIds.length} task ids for a batch of ${rows} rows`);
-  for (const t of taskIds) if (!(t >= 0 && t < nTasks)) throw new Error(`${method}: task id ${t} outside [0, ${nTasks}) (the adapter has ${nTasks} tasks)`);
-  return taskIds;
+  const ids = taskIds.get();
+  if (!ids) throw new Error(`${method}: this adapter routes by task: run the forward / generate inside withTaskIds(ids, …) (one task id per batch row)`);
+  if (ids.length !== rows) throw new Error(`${method}: ${ids.length} task ids for a batch of ${rows} rows`);
+  for (const t of ids) if (!(t >= 0 && t < nTasks)) throw new Error(`${method}: task id ${t} outside [0, ${nTasks}) (the adapter has ${nTasks} tasks)`);
+  return ids;
 }
 
-let auxSink: F32[] | null = null;
+const auxSink = new ContextVariable<F32[] | null>(null);
 /** Losses added outside {@link withAuxLosses} once {@link drainAuxLosses} has been armed (the trainer's method hooks). */
 let pending: F32[] | null = null;
 
 /** Runs `fn`, collecting the auxiliary losses layers add meanwhile; returns `fn`'s result and their sum (or null). */
 export function withAuxLosses<T>(fn: () => T): { result: T; aux: F32 | null } {
-  const previous = auxSink;
   const sink: F32[] = [];
-  auxSink = sink;
-  try {
-    return { result: fn(), aux: total(sink) };
-  } finally {
-    auxSink = previous;
-  }
+  return auxSink.with(sink, () => ({ result: fn(), aux: total(sink) }));
 }
 
 function total(list: readonly F32[]): F32 | null {
@@ -71,7 +61,7 @@ function total(list: readonly F32[]): F32 | null {
 /** Adds a scalar loss term to the collecting training step (ignored without grad, or with no collector). */
 export function addAuxLoss(loss: F32): void {
   if (!isGradEnabled()) return;
-  (auxSink ?? pending)?.push(loss);
+  (auxSink.get() ?? pending)?.push(loss);
 }
 
 /**

@@ -5,6 +5,7 @@
  * around their layer stack; outside one (a bare layer call) there is none: no mask, no cache.
  */
 import type { Tensor } from '../engine/index.js';
+import { ContextVariable } from './context-variable.js';
 
 export interface SequenceContext {
   /** u8 [B, past + T]: 1 for real positions, 0 for padding (null: all real). */
@@ -15,20 +16,14 @@ export interface SequenceContext {
   state: Map<object, unknown> | null;
 }
 
-let current: SequenceContext | null = null;
+const current = new ContextVariable<SequenceContext | null>(null);
 
 /** Runs `fn` (a model's layer stack) with `ctx` as the sequence context. */
 export function withSequenceContext<T>(ctx: SequenceContext, fn: () => T): T {
-  const previous = current;
-  current = ctx;
-  try {
-    return fn();
-  } finally {
-    current = previous;
-  }
+  return current.with(ctx, fn);
 }
 
 /** The sequence context of the forward in progress (null outside a model's forward). */
 export function currentSequenceContext(): SequenceContext | null {
-  return current;
+  return current.get();
 }
