@@ -1,11 +1,12 @@
 /** `peftjs generate`: text continuation from a checkpoint folder or a llama2.c file, streamed to stdout. */
-import { existsSync, statSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { loadTokenizer } from '../io/tokenizer.js';
 import { generate, loadCausalLM } from '../models/index.js';
 import { withTaskIds } from '../multitask/index.js';
 import { PeftModel } from '../peft/index.js';
+import { TASKS_NAME } from '../train/trainer.js';
 import { parseOrUsage, UsageError, type Command } from './command.js';
 
 const usage = `usage: peftjs generate --model DIR|FILE.bin --prompt TEXT [options]
@@ -20,7 +21,8 @@ const usage = `usage: peftjs generate --model DIR|FILE.bin --prompt TEXT [option
   --stop TEXT            stop at this string (repeatable)
   --dtype f32|bf16       weight dtype (default f32)
   --adapter DIR          apply a HF PEFT adapter (adapter_config.json + adapter_model.safetensors)
-  --task N               task id for multi-task adapters that route by task (MTLoRA, Poly/MHR, multitask prompts)`;
+  --task N|NAME          task for multi-task adapters that route by task (MTLoRA, Poly/MHR, multitask prompts): its id,
+                         or its name when the adapter folder has tasks.json (written by peftjs train --task-field)`;
 
 /** A number option: `fallback` when absent; a UsageError naming the option when not a number satisfying `ok`. */
 function num(values: Record<string, unknown>, name: string, fallback: number, ok: (v: number) => boolean, want: string): number {
@@ -29,6 +31,20 @@ function num(values: Record<string, unknown>, name: string, fallback: number, ok
   const v = Number(s);
   if (!Number.isFinite(v) || !ok(v)) throw new UsageError(`--${name} must be ${want}, got '${String(s)}'`);
   return v;
+}
+
+/**
+ * The task id `--task value` names for the adapter in `adapterDir`: a name listed in its tasks.json (the id is its
+ * index), else a non-negative integer id.
+ */
+export function resolveTaskId(value: string, adapterDir: string | undefined): number {
+  const file = adapterDir === undefined ? null : join(adapterDir, TASKS_NAME);
+  const names = file && existsSync(file) ? (JSON.parse(readFileSync(file, 'utf8')) as string[]) : null;
+  const named = names?.indexOf(value) ?? -1;
+  if (named >= 0) return named;
+  if (/^\d+$/.test(value)) return Number(value);
+  if (names) throw new UsageError(`--task: unknown task '${value}'; the adapter's tasks (${file}): ${names.join(', ')}`);
+  throw new UsageError(`--task must be a task id (a non-negative integer), or a task name when the adapter has ${TASKS_NAME}, got '${value}'`);
 }
 
 const command: Command = {
@@ -71,7 +87,7 @@ const command: Command = {
     const model = loadCausalLM(path, { dtype });
     // The adapter wraps the model's layers in place, so generating with `model` runs it.
     if (values.adapter) PeftModel.fromPretrained(model, values.adapter);
-    const task = values.task === undefined ? null : num(values, 'task', 0, int, 'a non-negative integer');
+    const task = values.task === undefined ? null : resolveTaskId(values.task, values.adapter);
     const tokenizer = loadTokenizer(statSync(path).isDirectory() ? path : dirname(path));
     process.stdout.write(values.prompt);
     const start = performance.now();

@@ -2,6 +2,7 @@
 import type { Command } from './command.js';
 import { UsageError } from './command.js';
 import { ConfigError, configFromArgs, flagHelp } from '../train/config.js';
+import { formatTaskEvals } from '../train/progress.js';
 import { peftConfig, train, type TrainResult } from '../train/trainer.js';
 
 const mib = (b: number) => `${(b / 2 ** 20).toFixed(0)} MiB`;
@@ -32,8 +33,9 @@ export function summary(r: TrainResult): string {
     `  steps      ${r.steps}/${r.totalSteps}  batch ${c.batchSize}x${c.gradAccum}  lr ${c.lr} (${c.schedule})`,
     `  loss       ${num(r.firstLoss)} -> ${num(r.finalLoss)}`,
     e1 ? `  eval loss  ${num(e0?.loss)} -> ${num(e1.loss)}  (perplexity ${num(e1.perplexity, 2)})` + (e1.exactMatch === undefined ? '' : `  exact match ${(100 * e1.exactMatch).toFixed(1)}%`) : '  eval       (no eval data)',
+    ...(e1?.tasks ? [`  per task   ${formatTaskEvals(e1.tasks)}`] : []),
     `  speed      ${Math.round(r.tokensPerSecond).toLocaleString('en-US')} tokens/s, ${r.seconds.toFixed(1)} s, peak RSS ${mib(r.peakRssBytes)}`,
-    `  output     ${r.output}  (adapter, metrics.jsonl, loss_curve.svg, ${r.checkpoint})`,
+    `  output     ${r.output}  (adapter, ${c.taskField ? 'tasks.json, ' : ''}metrics.jsonl, loss_curve.svg, ${r.checkpoint})`,
   ].join('\n');
 }
 

@@ -61,6 +61,11 @@ export interface PeftMethod<C extends PeftConfigBase = PeftConfigBase> {
   readonly bareKeys?: boolean;
   /** A config field the trainer fills with the run's number of optimizer steps when unset (AdaLoRA's `total_step`). */
   readonly totalStepsField?: string;
+  /**
+   * A config field the trainer fills with the run's number of tasks when unset (MTLoRA's `n_tasks`): the method
+   * routes each example by its task id, so `train()` needs `taskField`.
+   */
+  readonly taskCountField?: string;
   /** Per-step training behaviour (AdaLoRA's rank allocation and orthogonality regulariser, load-balancing losses). */
   trainingHooks?(peft: PeftModel, adapterName: string): TrainingHooks;
   /**

@@ -39,6 +39,8 @@ export interface TrainerState {
   badEvals: number;
   /** The run's configuration, for reference (a resumed run may change e.g. maxSteps). */
   config: Record<string, unknown>;
+  /** Multi-task runs: the task names by id (a resumed run must have the same; `position` then holds per-task state). */
+  tasks?: string[];
 }
 
 /** AdamW moments per trainable parameter name. */

@@ -23,6 +23,8 @@ export const trainConfigSchema = z
     seqLen: int().default(256).describe('tokens per training row'),
     packing: z.boolean().default(true).describe('pack examples into full rows (else pad each example)'),
     evalSplit: z.number().min(0).default(0.1).describe('eval fraction (<1) or count (>=1) split from data'),
+    taskField: z.string().min(1).optional().describe('record field naming each example\'s task: multi-task training (MTLoRA, Poly, multitask prompt tuning)'),
+    taskTemperature: z.number().positive().default(1).describe('task sampling temperature: p ∝ rows^(1/T) (1: by task size; large: uniform)'),
     method: z.string().default('lora').describe('PEFT method (lora, dora, ia3, prompt_tuning, …: any registered peft_type)'),
     methodConfig: z.record(z.string(), z.unknown()).default({}).describe('extra HF PEFT config fields for the method (JSON on the command line)'),
     r: int().default(8).describe('LoRA rank'),

@@ -14,7 +14,7 @@
  * console.log(r.finalEval?.loss, r.tokensPerSecond);
  * ```
  */
-export { train, evaluate, cpuHasBf16, METRICS_NAME, CURVE_NAME, type TrainResult, type TrainHooks, type EvalResult } from './trainer.js';
+export { train, evaluate, cpuHasBf16, METRICS_NAME, CURVE_NAME, TASKS_NAME, type TrainResult, type TrainHooks, type EvalResult, type TaskEval } from './trainer.js';
 export { trainConfigSchema, validateConfig, configFromArgs, parseFlags, readConfigFile, ConfigError, type TrainConfig, type TrainConfigInput } from './config.js';
 export { learningRate, type ScheduleKind, type ScheduleOptions } from './schedule.js';
 export { CheckpointTape, CheckpointedLayer, enableCheckpointing } from './checkpointing.js';
@@ -26,3 +26,4 @@ export { tokenizeExample, type TokenizedExample, type Reference } from './data/t
 export { buildRows, collate, IGNORE_INDEX, type Row, type Batch } from './data/pack.js';
 export { BatchLoader, trainEvalSplit, permutation } from './data/split.js';
 export { prepareData, type PreparedData, type DataReport } from './data/prepare.js';
+export { TaskBatchLoader, type TaskLoaderPosition } from './data/tasks.js';

@@ -27,6 +27,8 @@ import {
 } from '../engine/index.js';
 import { loadTokenizer, type Tokenizer } from '../io/tokenizer.js';
 import { generate, loadCausalLM, type CausalLM } from '../models/index.js';
+import { taskEvalLoss } from '../multitask/eval.js';
+import { withTaskIds } from '../multitask/routing.js';
 import { PeftModel } from '../peft/model.js';
 import { peftMethod } from '../peft/registry.js';
 import { calibrateAdapter, calibrateBase, needsCalibration, type CalibrationBatch } from '../peft/calibrate.js';
@@ -34,9 +36,11 @@ import { fillAdapterTensors, readAdapterFiles, savePeftModel } from '../peft/for
 import { CheckpointTape, enableCheckpointing } from './checkpointing.js';
 import { listCheckpoints, loadCheckpoint, saveCheckpoint, METHOD_STATE_NAME, type TrainerState } from './checkpoint.js';
 import { validateConfig, type TrainConfig, type TrainConfigInput } from './config.js';
-import type { Batch } from './data/pack.js';
+import { IGNORE_INDEX, type Batch, type Row } from './data/pack.js';
 import { prepareData, type DataReport, type PreparedData } from './data/prepare.js';
-import { BatchLoader, inOrder } from './data/split.js';
+import { BatchLoader } from './data/split.js';
+import { TaskBatchLoader } from './data/tasks.js';
+import type { Reference } from './data/tokenize.js';
 import { MetricsLog, peakRssBytes, type MetricsRecord } from './metrics.js';
 import { lossCurveSvg } from './plot.js';
 import { ProgressBar } from './progress.js';
@@ -44,6 +48,8 @@ import { learningRate } from './schedule.js';
 
 export const METRICS_NAME = 'metrics.jsonl';
 export const CURVE_NAME = 'loss_curve.svg';
+/** The task names of a multi-task run, in task-id order (JSON array), written next to the adapter. */
+export const TASKS_NAME = 'tasks.json';
 
 export interface TrainHooks {
   /** Called with every metrics record (training steps and evaluations) as it is written. */
@@ -61,6 +67,14 @@ export interface EvalResult {
    * Exact-match accuracy (when the eval data has prompt/completion records): the share of prompts whose greedy
    * continuation reproduces the completion's tokens exactly.
    */
+  exactMatch?: number;
+  /** Multi-task runs: the same numbers per task (each task's rows and prompts under its task id), in task-id order. */
+  tasks?: TaskEval[];
+}
+
+export interface TaskEval {
+  task: string;
+  loss: number;
   exactMatch?: number;
 }
 
@@ -113,42 +127,60 @@ function decoderLayerPaths(model: CausalLM): string[] {
     .filter((p) => /(^|\.)(layers|h)\.\d+$/.test(p));
 }
 
-/** Mean loss (and perplexity) over the eval rows; exact match over up to `evalGenerate` references. */
+/**
+ * Mean loss (and perplexity) over the eval rows (the first `evalBatches` batches when set); exact match over up to
+ * `evalGenerate` references. Multi-task runs evaluate each task on its own under its task id (the limits apply per
+ * task); the overall numbers pool the tasks' target tokens and references.
+ */
 export function evaluate(model: CausalLM, tok: Tokenizer, data: PreparedData, cfg: TrainConfig): EvalResult {
   const was = model.training;
   model.eval();
   try {
-    return noGrad(() => {
-      let sum = 0;
-      let count = 0;
-      let n = 0;
-      const padId = tok.padId ?? tok.eosId ?? 0;
-      for (const b of inOrder(data.eval, cfg.batchSize, padId)) {
-        if (cfg.evalBatches > 0 && n++ >= cfg.evalBatches) break;
-        sum += tidy(() => crossEntropy(forwardLogits(model, b), batchTargets(b), { reduction: 'sum' }).item());
-        count += b.targetTokens;
-      }
-      const loss = count > 0 ? sum / count : NaN;
-      const result: EvalResult = { loss, perplexity: Math.exp(loss) };
-      const refs = data.references.slice(0, cfg.evalGenerate);
-      if (refs.length > 0) {
-        // Greedy decoding must reproduce the completion's tokens exactly (EOS not required: the length is known).
-        const maxNewTokens = Math.min(cfg.maxNewTokens, Math.max(...refs.map((r) => r.completionIds.length)));
-        const gens = generate(model, tok, refs.map((r) => r.promptIds), { maxNewTokens });
-        const hits = gens.filter((g, i) => refs[i]!.completionIds.every((id, j) => g.ids[j] === id)).length;
-        result.exactMatch = hits / refs.length;
-      }
-      return result;
+    const padId = tok.padId ?? tok.eosId ?? 0;
+    const limit = cfg.evalBatches > 0 ? cfg.evalBatches * cfg.batchSize : undefined;
+    const groups = (data.tasks ?? [null]).map((task, t) => {
+      const of = <T extends { task?: number }>(xs: readonly T[]) => (task === null ? xs : xs.filter((x) => x.task === t));
+      const rows = of(data.eval).slice(0, limit);
+      const refs = of(data.references).slice(0, cfg.evalGenerate);
+      const id = task === null ? null : t;
+      return {
+        task,
+        targets: targetCount(rows),
+        loss: taskEvalLoss(model, rows, id, padId, cfg.batchSize),
+        hits: refs.length ? withTaskIds(id === null ? null : new Array<number>(refs.length).fill(id), () => exactMatchHits(model, tok, refs, cfg.maxNewTokens)) : 0,
+        refs: refs.length,
+      };
     });
+    const targets = groups.reduce((s, g) => s + g.targets, 0);
+    const loss = groups.length === 1 ? groups[0]!.loss : targets > 0 ? groups.reduce((s, g) => s + (g.targets ? g.loss * g.targets : 0), 0) / targets : NaN;
+    const refs = groups.reduce((s, g) => s + g.refs, 0);
+    const result: EvalResult = { loss, perplexity: Math.exp(loss), ...(refs ? { exactMatch: groups.reduce((s, g) => s + g.hits, 0) / refs } : {}) };
+    if (data.tasks) result.tasks = groups.map((g) => ({ task: g.task!, loss: g.loss, ...(g.refs ? { exactMatch: g.hits / g.refs } : {}) }));
+    return result;
   } finally {
     model.train(was);
   }
 }
 
+/** Target tokens (not −100) of `rows`. */
+function targetCount(rows: readonly Row[]): number {
+  let n = 0;
+  for (const r of rows) for (const t of r.targets) if (t !== IGNORE_INDEX) n++;
+  return n;
+}
+
+/** How many references greedy decoding reproduces exactly (the completion's tokens; EOS not required: the length is known). */
+function exactMatchHits(model: CausalLM, tok: Tokenizer, refs: readonly Reference[], maxNewTokens: number): number {
+  const n = Math.min(maxNewTokens, Math.max(...refs.map((r) => r.completionIds.length)));
+  const gens = noGrad(() => generate(model, tok, refs.map((r) => r.promptIds), { maxNewTokens: n }));
+  return gens.filter((g, i) => refs[i]!.completionIds.every((id, j) => g.ids[j] === id)).length;
+}
+
 // Batches are copied into pooled tensors (not wrapped): a disposed wrapper would hand its array to the pool, which
-// would then grow by one batch every step.
+// would then grow by one batch every step. A batch with task ids runs its forward with them in effect.
 function forwardLogits(model: CausalLM, b: Batch): Tensor<'f32'> {
-  return model.forward(tensor(b.ids, [b.B, b.T], 'i32'));
+  const run = () => model.forward(tensor(b.ids, [b.B, b.T], 'i32'));
+  return b.taskIds ? withTaskIds(b.taskIds, run) : run();
 }
 
 function batchTargets(b: Batch): Tensor {
@@ -200,18 +232,22 @@ export async function train(input: TrainConfigInput, hooks: TrainHooks = {}): Pr
     `data: ${r.trainExamples} train / ${r.evalExamples} eval examples → ${r.trainRows} / ${r.evalRows} rows of ≤${cfg.seqLen} tokens` +
       (r.skipped.length ? `; skipped ${r.skipped.length} malformed record(s)` : '') +
       (r.truncated.examples ? `; truncated ${r.truncated.examples} example(s) (${r.truncated.tokens} tokens cut)` : '') +
-      (r.dropped ? `; dropped ${r.dropped} example(s) with no target tokens` : ''),
+      (r.dropped ? `; dropped ${r.dropped} example(s) with no target tokens` : '') +
+      (r.tasks ? `; ${r.tasks.length} tasks (${r.tasks.map((t) => `${t.name}: ${t.trainRows}/${t.evalRows}`).join(', ')} rows)` : ''),
   );
 
   // LoRA init draws from the global generator: seed it first so the same seed gives the same adapter.
   manualSeed(cfg.seed);
   const model = loadCausalLM(cfg.model, { dtype: precision === 'bf16' ? 'bf16' : 'f32', onWarning: log });
   const padId = tok.padId ?? tok.eosId ?? 0;
-  const loader = new BatchLoader(data.train, cfg.batchSize, cfg.seed, true, padId);
+  const loader = data.tasks
+    ? new TaskBatchLoader(data.train, data.tasks.length, cfg.batchSize, cfg.seed, cfg.taskTemperature, padId)
+    : new BatchLoader(data.train, cfg.batchSize, cfg.seed, true, padId);
   const totalSteps = cfg.maxSteps ?? Math.max(1, Math.ceil((cfg.epochs * loader.batchesPerEpoch) / cfg.gradAccum));
   const methodConfig = peftConfig(cfg);
   const method = peftMethod(methodConfig.peft_type);
   if (method.totalStepsField) methodConfig[method.totalStepsField] ??= totalSteps;
+  if (method.taskCountField) fillTaskCount(methodConfig, method.taskCountField, data.tasks);
   // Data-driven initialisations (CorDA, LoRA-GA, LoRA-SB, EVA) read the first few training batches.
   const calibration = needsCalibration(methodConfig) ? calibrationBatches(data, cfg, padId) : [];
   if (calibration.length) calibrateBase(model, methodConfig, calibration);
@@ -235,12 +271,14 @@ export async function train(input: TrainConfigInput, hooks: TrainHooks = {}): Pr
   mkdirSync(cfg.output, { recursive: true });
   const metrics = new MetricsLog(join(cfg.output, METRICS_NAME));
 
-  let state: TrainerState = { step: 0, position: loader.position, rng: [], tokensSeen: 0, best: null, badEvals: 0, config: cfg };
+  let state: TrainerState = { step: 0, position: loader.position, rng: [], tokensSeen: 0, best: null, badEvals: 0, config: cfg, ...(data.tasks ? { tasks: data.tasks } : {}) };
   const from = resumeFrom(cfg);
   // Temporary folders of a killed run are incomplete by construction.
   for (const f of readdirSync(cfg.output)) if (f.startsWith('.tmp-')) rmSync(join(cfg.output, f), { recursive: true, force: true });
   if (from) {
     const ck = loadCheckpoint(from);
+    if (JSON.stringify(ck.state.tasks ?? null) !== JSON.stringify(data.tasks ?? null))
+      throw new Error(`resume: ${from} was trained on ${ck.state.tasks ? `tasks [${ck.state.tasks.join(', ')}]` : 'no tasks'}, this run's data has ${data.tasks ? `tasks [${data.tasks.join(', ')}]` : 'no tasks (taskField unset)'}`);
     // The method's state goes first: restoring AdaLoRA's rank masks zeroes the masked E entries, which the optimizer
     // may have revived since the last pruning step — the parameters below overwrite them with their saved values.
     if (methodHooks?.restore) {
@@ -261,7 +299,7 @@ export async function train(input: TrainConfigInput, hooks: TrainHooks = {}): Pr
     }
     opt.stepCount = ck.state.step;
     state = { ...ck.state, config: cfg };
-    loader.position = { ...state.position };
+    loader.position = structuredClone(state.position);
     globalGenerator.setState(state.rng);
     metrics.truncateAfter(state.step);
     log(`resumed from ${from} at step ${state.step}`);
@@ -271,8 +309,11 @@ export async function train(input: TrainConfigInput, hooks: TrainHooks = {}): Pr
     log(`model: ${cfg.model} (${precision}); trainable params ${counts.trainable.toLocaleString('en-US')} of ${counts.all.toLocaleString('en-US')} (${pct}%)`);
   }
 
-  const snapshot = (): TrainerState => ({ ...state, position: { ...loader.position }, rng: globalGenerator.getState() });
-  const writeAdapter = (dir: string) => savePeftModel(peft, dir, ['default']);
+  const snapshot = (): TrainerState => ({ ...state, position: structuredClone(loader.position), rng: globalGenerator.getState() });
+  const writeAdapter = (dir: string) => {
+    savePeftModel(peft, dir, ['default']);
+    if (data.tasks) writeFileSync(join(dir, TASKS_NAME), JSON.stringify(data.tasks) + '\n');
+  };
   let lastCheckpoint = from ?? '';
   const checkpoint = () => {
     const contents = { state: snapshot(), moments: new Map(named.map(([n, p]) => [n, opt.state.get(p)!])), parameters: named, method: methodHooks?.state?.() };
@@ -301,7 +342,12 @@ export async function train(input: TrainConfigInput, hooks: TrainHooks = {}): Pr
     evaluatedAt = state.step;
     firstEval ??= e;
     lastEval = e;
-    emit({ step: state.step, eval_loss: e.loss, eval_perplexity: e.perplexity, ...(e.exactMatch === undefined ? {} : { eval_exact_match: e.exactMatch }) });
+    const rec: MetricsRecord = { step: state.step, eval_loss: e.loss, eval_perplexity: e.perplexity, ...(e.exactMatch === undefined ? {} : { eval_exact_match: e.exactMatch }) };
+    for (const t of e.tasks ?? []) {
+      rec[`eval_${t.task}_loss`] = t.loss;
+      if (t.exactMatch !== undefined) rec[`eval_${t.task}_exact_match`] = t.exactMatch;
+    }
+    emit(rec);
     if (cfg.earlyStoppingMetric !== 'none') {
       const value = cfg.earlyStoppingMetric === 'eval_loss' ? e.loss : (e.exactMatch ?? NaN);
       const better = cfg.earlyStoppingMetric === 'eval_loss' ? (a: number, b: number) => a < b - cfg.earlyStoppingMinDelta : (a: number, b: number) => a > b + cfg.earlyStoppingMinDelta;
@@ -348,7 +394,7 @@ export async function train(input: TrainConfigInput, hooks: TrainHooks = {}): Pr
       if (state.step % cfg.logEvery === 0 || state.step === totalSteps)
         emit({ step: state.step, loss, lr, grad_norm: gradNorm, tokens_per_second: tokens / seconds, epoch: loader.position.epoch + loader.position.batch / loader.batchesPerEpoch });
       if (hasEval && cfg.evalEvery > 0 && state.step % cfg.evalEvery === 0) runEval();
-      bar?.update({ step: state.step, loss, tokensPerSecond: tps, evalLoss: lastEval?.loss });
+      bar?.update({ step: state.step, loss, tokensPerSecond: tps, evalLoss: lastEval?.loss, evalTasks: lastEval?.tasks });
       if (hooks.signal?.aborted) {
         interrupted = true;
         break;
@@ -389,6 +435,18 @@ export async function train(input: TrainConfigInput, hooks: TrainHooks = {}): Pr
     metricsPath: metrics.path,
     curvePath,
   };
+}
+
+/**
+ * Fills the method's task-count field (MTLoRA's `n_tasks`) with the run's number of tasks when unset; a method that
+ * routes by task needs `taskField`, and a count below the data's tasks cannot route them all.
+ */
+function fillTaskCount(methodConfig: Record<string, unknown>, field: string, tasks: readonly string[] | undefined): void {
+  const peftType = String(methodConfig.peft_type);
+  if (!tasks) throw new Error(`${peftType} routes every example by its task: set taskField (the record field naming each example's task)`);
+  const n = (methodConfig[field] ??= tasks.length);
+  if (typeof n === 'number' && n < tasks.length)
+    throw new Error(`${peftType}: methodConfig.${field} is ${n} but the data has ${tasks.length} tasks (${tasks.join(', ')}); leave it unset to use ${tasks.length}`);
 }
 
 /**

@@ -44,6 +44,7 @@ export const mpt: PeftMethod<MultitaskPromptTuningConfig> = {
   supportsMerge: false,
   bareKeys: true,
   parseConfig: parseMptConfig,
+  taskCountField: 'num_tasks',
   targets: (model: Module) => [inputEmbeddingPath(model, 'MULTITASK_PROMPT_TUNING')],
 
   inject(target, adapterName, c, moduleName, model) {

@@ -9,6 +9,7 @@ export const mtlora: PeftMethod<MtloraConfig> = {
   prefix: 'lora_',
   supportsMerge: false,
   parseConfig: parseMtloraConfig,
+  taskCountField: 'n_tasks',
   inject(target, adapterName, c) {
     const layer = target instanceof MtloraLinear ? target : target instanceof Linear ? new MtloraLinear(target) : null;
     layer?.addAdapter(adapterName, {

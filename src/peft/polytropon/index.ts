@@ -10,6 +10,7 @@ export const polytropon: PeftMethod<PolyConfig> = {
   prefix: 'poly_',
   supportsMerge: false,
   parseConfig: parsePolyConfig,
+  taskCountField: 'n_tasks',
   targets: findTargetsNoLayerFields,
   inject(target, adapterName, c) {
     const layer = target instanceof PolyLinear ? target : target instanceof Linear ? new PolyLinear(target) : null;

@@ -2,6 +2,7 @@
  * Training data files: JSONL, JSON (an array of records, or `{"data": [...]}`), CSV (header row) and plain text
  * (one record per blank-line-separated paragraph). A record is one of
  *   `{"text": ...}`, `{"prompt": ..., "completion": ...}` or `{"messages": [{"role": ..., "content": ...}, ...]}`.
+ * With `taskField`, every record also names its task in that field (multi-task runs).
  * A malformed record is an error naming the file, the line and the field — or, with `skipMalformed`, is counted
  * and left out.
  */
@@ -16,10 +17,14 @@ export interface Source {
   line: number;
 }
 
-export type Example =
+export type Example = (
   | { kind: 'text'; text: string; source: Source }
   | { kind: 'completion'; prompt: string; completion: string; source: Source }
-  | { kind: 'chat'; messages: ChatMessage[]; source: Source };
+  | { kind: 'chat'; messages: ChatMessage[]; source: Source }
+) & {
+  /** The record's task (the `taskField` value), in multi-task runs. */
+  task?: string;
+};
 
 export type DataFormat = 'auto' | 'jsonl' | 'json' | 'csv' | 'text';
 
@@ -28,6 +33,10 @@ export interface ReadOptions {
   format?: DataFormat;
   /** Leave malformed records out (counted in `skipped`) instead of throwing. */
   skipMalformed?: boolean;
+  /** The field naming each record's task (a string or a number); a record without it is malformed. */
+  taskField?: string;
+  /** The known tasks: a record naming another is malformed (eval data of a multi-task run). */
+  tasks?: readonly string[];
 }
 
 export interface ReadResult {
@@ -88,6 +97,17 @@ export function toExample(value: unknown, source: Source): Example {
   if ('text' in rec) return { kind: 'text', text: requireString(rec, 'text', source), source };
   const keys = Object.keys(rec);
   throw new DataError(source, null, `no "text", "prompt"/"completion" or "messages" field (fields: ${keys.length ? keys.join(', ') : 'none'})`);
+}
+
+/** The task a record names in `field` (record number `record` of its file); with `known`, one of those. */
+function taskOf(value: unknown, field: string, source: Source, record: number, known?: readonly string[]): string {
+  const v = (value as Record<string, unknown>)[field];
+  if (v === undefined) throw new DataError(source, field, `missing in record ${record} (taskField names each example's task)`);
+  if (!((typeof v === 'string' && v !== '') || (typeof v === 'number' && Number.isFinite(v))))
+    throw new DataError(source, field, `record ${record}: expected a task name (a non-empty string or a number), got ${describeValue(v)}`);
+  const task = String(v);
+  if (known && !known.includes(task)) throw new DataError(source, field, `record ${record}: unknown task "${task}" (the training data's tasks: ${known.join(', ')})`);
+  return task;
 }
 
 /** 1-based line of every character offset in `text`, as a lookup function. */
@@ -203,10 +223,12 @@ export function readExamples(file: string, opts: ReadOptions = {}): ReadResult {
   const format = !opts.format || opts.format === 'auto' ? detectFormat(file) : opts.format;
   const examples: Example[] = [];
   const skipped: ReadResult['skipped'] = [];
-  for (const r of records(file, text, format)) {
+  for (const [i, r] of records(file, text, format).entries()) {
     try {
       if (r.error) throw r.error;
-      examples.push(toExample(r.value, r.source));
+      const ex = toExample(r.value, r.source);
+      if (opts.taskField !== undefined) ex.task = taskOf(r.value, opts.taskField, r.source, i + 1, opts.tasks);
+      examples.push(ex);
     } catch (e) {
       if (!(e instanceof DataError) || !opts.skipMalformed) throw e;
       skipped.push({ source: r.source, reason: e.message });

@@ -15,6 +15,8 @@ export const IGNORE_INDEX = -100;
 export interface Row {
   ids: Int32Array;
   targets: Int32Array;
+  /** The task id of every example in the row (multi-task runs: rows never mix tasks). */
+  task?: number;
 }
 
 export interface Batch {
@@ -26,6 +28,8 @@ export interface Batch {
   T: number;
   /** Number of targets that count (not −100). */
   targetTokens: number;
+  /** i32 [B]: each row's task id, when the rows have one. */
+  taskIds?: Int32Array;
 }
 
 export interface RowsResult {
@@ -91,8 +95,10 @@ function padRow(row: Row, len: number, padId: number): Row {
   return out;
 }
 
-/** Stacks rows into one batch, right-padding to the longest. */
+/** Stacks rows into one batch, right-padding to the longest; the rows' task ids (if any) come along. */
 export function collate(rows: readonly Row[], padId: number): Batch {
+  const tasked = rows.filter((r) => r.task !== undefined).length;
+  if (tasked !== 0 && tasked !== rows.length) throw new Error(`collate: ${tasked} of ${rows.length} rows have a task id (all or none must)`);
   const T = Math.max(...rows.map((r) => r.ids.length));
   const B = rows.length;
   const ids = new Int32Array(B * T).fill(padId);
@@ -103,5 +109,5 @@ export function collate(rows: readonly Row[], padId: number): Batch {
     targets.set(r.targets, b * T);
     for (const t of r.targets) if (t !== IGNORE_INDEX) targetTokens++;
   });
-  return { ids, targets, B, T, targetTokens };
+  return { ids, targets, B, T, targetTokens, ...(tasked ? { taskIds: Int32Array.from(rows, (r) => r.task!) } : {}) };
 }

@@ -21,6 +21,8 @@ export interface TokenizedExample {
 export interface Reference {
   promptIds: number[];
   completionIds: number[];
+  /** The example's task id (multi-task runs; set by `prepareData`). */
+  task?: number;
 }
 
 export interface TokenizeOptions {
