@@ -53,6 +53,16 @@ export interface MixtureOptions extends SamplingOptions {
   seed?: number;
 }
 
+/** The index i with Σ_{j<i} p_j ≤ u < Σ_{j≤i} p_j (inverse CDF; rounding past the end picks the last non-zero entry). */
+export function sampleIndex(probabilities: readonly number[], u: number): number {
+  let last = 0;
+  for (let i = 0; i < probabilities.length; i++) {
+    if (probabilities[i]! > 0) last = i;
+    if ((u -= probabilities[i]!) < 0) return i;
+  }
+  return last;
+}
+
 /** Tokenized training rows of every task and a seeded sampler of mixed batches. */
 export class TaskMixture {
   /** Training rows per task. */
@@ -93,13 +103,7 @@ export class TaskMixture {
 
   /** A task drawn with the mixture's probabilities. */
   private drawTask(): number {
-    let u = this.gen.uniform();
-    let last = 0;
-    for (let i = 0; i < this.probabilities.length; i++) {
-      if (this.probabilities[i]! > 0) last = i;
-      if ((u -= this.probabilities[i]!) < 0) return i;
-    }
-    return last; // rounding left u ≥ 0 after the last task
+    return sampleIndex(this.probabilities, this.gen.uniform());
   }
 
   /** The next row of task `t` (each task's rows in a fresh shuffled order per pass). */

@@ -6,8 +6,8 @@
  * loss under its task id); the numbers go to the progress lines and to `metrics.jsonl` as `eval_<task>_exact_match`
  * / `eval_<task>_loss`. AdamW, global-norm clipping and the warmup/decay schedule are the trainer's.
  *
- * `train()` (src/train) handles one task per run; this loop is the multi-task counterpart until the trainer's
- * batches carry task ids.
+ * This loop takes tasks already in memory (`TaskData`); `train()` / `peftjs train` train the same methods from data
+ * files whose records name their task (`taskField`).
  */
 import { mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';

@@ -9,7 +9,7 @@
  * exactly the batches an uninterrupted run would have seen.
  */
 import { Generator as Rng } from '../../engine/index.js';
-import { samplingProbabilities } from '../../multitask/data.js';
+import { sampleIndex, samplingProbabilities } from '../../multitask/data.js';
 import { collate, type Batch, type Row } from './pack.js';
 import { permutation, type LoaderPosition } from './split.js';
 
@@ -25,16 +25,6 @@ export function mixSeed(...parts: number[]): number {
   h = Math.imul(h ^ (h >>> 16), 0x85ebca6b);
   h = Math.imul(h ^ (h >>> 13), 0xc2b2ae35);
   return (h ^ (h >>> 16)) >>> 0;
-}
-
-/** The index i with Σ_{j<i} p_j ≤ u < Σ_{j≤i} p_j (inverse CDF; rounding past the end picks the last non-zero entry). */
-export function sampleIndex(probabilities: readonly number[], u: number): number {
-  let last = 0;
-  for (let i = 0; i < probabilities.length; i++) {
-    if (probabilities[i]! > 0) last = i;
-    if ((u -= probabilities[i]!) < 0) return i;
-  }
-  return last;
 }
 
 /**
