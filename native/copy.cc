@@ -48,17 +48,17 @@ PEFTJS_EXPORT(copyStrided) {
 
 PEFTJS_EXPORT(castF32ToBF16) {
   Args a(info, "castF32ToBF16");
-  return castKernel(a, a.f32(0), a.u16(1), f32ToBF16);
+  return castKernel<f32ToBF16>(a, a.f32(0), a.u16(1));
 }
 
 PEFTJS_EXPORT(castBF16ToF32) {
   Args a(info, "castBF16ToF32");
-  return castKernel(a, a.u16(0), a.f32(1), bf16ToF32);
+  return castKernel<bf16ToF32>(a, a.u16(0), a.f32(1));
 }
 
 PEFTJS_EXPORT(castF16ToF32) {
   Args a(info, "castF16ToF32");
-  return castKernel(a, a.u16(0), a.f32(1), f16ToF32);
+  return castKernel<f16ToF32>(a, a.u16(0), a.f32(1));
 }
 
 PEFTJS_EXPORT(fill) {

@@ -53,9 +53,9 @@ inline float bf16ToF32(uint16_t b) {
 // even when its payload lived only in the dropped bits).
 inline uint16_t f32ToBF16(float f) {
   const uint32_t u = bitsOf(f);
-  uint16_t rounded = static_cast<uint16_t>((u + 0x7FFFu + ((u >> 16) & 1u)) >> 16);
-  uint16_t nan = static_cast<uint16_t>((u >> 16) | 0x0040u);
-  return (u & 0x7FFFFFFFu) > 0x7F800000u ? nan : rounded;
+  const uint32_t rounded = (u + 0x7FFFu + ((u >> 16) & 1u)) >> 16;
+  const uint32_t nan = (u >> 16) | 0x0040u;
+  return static_cast<uint16_t>((u & 0x7FFFFFFFu) > 0x7F800000u ? nan : rounded);  // select in 32 bits, narrow once
 }
 
 // IEEE half → f32, exactly: normals rebias the exponent (127 − 15 = 112), subnormals are mantissa · 2⁻²⁴

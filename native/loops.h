@@ -18,13 +18,14 @@ inline void parallelFor(int64_t n, F f) {
   for (int64_t i = 0; i < n; i++) f(i);
 }
 
-// The body of every dtype-cast kernel `(src, dst, n)`: sizes checked, then dst[i] = convert(src[i]) in parallel.
-template <typename S, typename D, typename Convert>
-inline Napi::Value castKernel(const Args& a, const S* src, D* dst, Convert convert) {
+// The body of every dtype-cast kernel `(src, dst, n)`: sizes checked, then dst[i] = Convert(src[i]) in parallel.
+// Convert is a template argument, not a function pointer passed at run time, so it inlines and the loop vectorises.
+template <auto Convert, typename S, typename D>
+inline Napi::Value castKernel(const Args& a, const S* src, D* dst) {
   const int64_t n = sizeArg(a, 2, "n");
   need(a, 0, "src", n);
   need(a, 1, "dst", n);
-  parallelFor(n, [=](int64_t i) { dst[i] = convert(src[i]); });
+  parallelFor(n, [=](int64_t i) { dst[i] = Convert(src[i]); });
   return a.env().Undefined();
 }
 

@@ -32,7 +32,7 @@ void scaleAddLoop(const T* x, float* y, int64_t n, float alpha, float beta, Cvt 
 
 PEFTJS_EXPORT(castF32ToF16) {
   Args a(info, "castF32ToF16");
-  return castKernel(a, a.f32(0), a.u16(1), f32ToF16);
+  return castKernel<f32ToF16>(a, a.f32(0), a.u16(1));
 }
 
 PEFTJS_EXPORT(scaleAdd) {
