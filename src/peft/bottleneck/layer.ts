@@ -7,8 +7,7 @@
  * `adapter_down.weight`/`.bias`, `adapter_up.weight`/`.bias`; PHM: `adapter_{down,up}.{phm_rule,W_left,W_right,b}`.
  */
 import { add, gelu, globalGenerator, linear, matmul, rand, randn, relu, silu, tanh, zeros, type Tensor } from '../../engine/index.js';
-import type { Linear } from '../../nn/index.js';
-import { AdapterLayer } from '../common/adapter-layer.js';
+import { AdaptedLinear } from '../common/adapter-layer.js';
 import type { BottleneckConfig, NonLinearity } from './config.js';
 import { phmWeight } from './phm.js';
 
@@ -27,21 +26,9 @@ export function bottleneckWidth(d: number, reductionFactor: number): number {
   return Math.max(1, Math.floor(d / reductionFactor));
 }
 
-export class BottleneckLinear extends AdapterLayer {
+export class BottleneckLinear extends AdaptedLinear {
   protected readonly method = 'BOTTLENECK';
   readonly specs = new Map<string, BottleneckSpec>();
-
-  constructor(readonly base: Linear) {
-    super(base);
-  }
-
-  get weight(): Tensor {
-    return this.base.weight;
-  }
-
-  get bias(): Tensor | null {
-    return this.base.bias;
-  }
 
   /** The tensors of one projection `which` from width `from` to `to`; `zero`: the up projection under "mam_adapter". */
   private projection(which: string, from: number, to: number, spec: BottleneckSpec, zero: boolean): [string, Tensor][] {

@@ -6,7 +6,7 @@
  * saved as `…ia3_l`), a suffix `"adapter_up.weight"` as `adapter_up.<adapter>.weight` (saved as `…adapter_up.weight`).
  */
 import { keep, type Tensor } from '../../engine/index.js';
-import { Module } from '../../nn/index.js';
+import { Module, type Linear } from '../../nn/index.js';
 import { cloneModule } from '../modules-to-save.js';
 import { ModuleDict, ParameterDict, type TunerLayer } from '../tuner.js';
 
@@ -126,5 +126,20 @@ export abstract class AdapterLayer extends Module implements TunerLayer {
       return null;
     }
     return this.merged.length ? null : this.active;
+  }
+}
+
+/** An adapter layer around a base `Linear`, exposing its weight and bias (models may read them, e.g. a tied head). */
+export abstract class AdaptedLinear extends AdapterLayer {
+  constructor(readonly base: Linear) {
+    super(base);
+  }
+
+  get weight(): Tensor {
+    return this.base.weight;
+  }
+
+  get bias(): Tensor | null {
+    return this.base.bias;
   }
 }

@@ -29,7 +29,7 @@ import type { PeftConfigBase } from '../config.js';
 import { findTargetModules, type TargetConfig } from '../targets.js';
 import { isTunerLayer } from '../tuner.js';
 import { peftWarn } from '../warn.js';
-import { AdapterLayer } from './adapter-layer.js';
+import { AdaptedLinear } from './adapter-layer.js';
 
 export type F32 = Tensor<'f32'>;
 
@@ -55,10 +55,7 @@ export function addIntoWeight(weight: Tensor, delta: F32, sign: number, transpos
 }
 
 /** An adapted base `Linear`; subclasses say what each adapter is. Every tensor an adapter registers is trained. */
-export abstract class LinearAdapterLayer<Spec> extends AdapterLayer {
-  constructor(readonly base: Linear) {
-    super(base);
-  }
+export abstract class LinearAdapterLayer<Spec> extends AdaptedLinear {
 
   /** Creates adapter `name`: registers its tensors ({@link setAdapterTensors}) and keeps its settings. */
   protected abstract create(name: string, spec: Spec): void;
@@ -66,15 +63,6 @@ export abstract class LinearAdapterLayer<Spec> extends AdapterLayer {
   protected abstract contribution(name: string, training: boolean): Contribution | null;
   /** Drops per-adapter settings and frozen state beyond the registered tensors (default: none). */
   protected forget(_name: string): void {}
-
-  /** The base weight (models may read it, e.g. a tied head). */
-  get weight(): Tensor {
-    return this.base.weight;
-  }
-
-  get bias(): Tensor | null {
-    return this.base.bias;
-  }
 
   get inFeatures(): number {
     return this.base.inFeatures;

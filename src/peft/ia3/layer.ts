@@ -7,25 +7,17 @@
  */
 import { mul, ones, randn, reshape, type Tensor } from '../../engine/index.js';
 import type { Linear } from '../../nn/index.js';
-import { AdapterLayer } from '../common/adapter-layer.js';
+import { AdaptedLinear } from '../common/adapter-layer.js';
 import { foldBias, scaleWeight } from '../common/fold.js';
 
-export class Ia3Linear extends AdapterLayer {
+export class Ia3Linear extends AdaptedLinear {
   protected readonly method = 'IA3';
 
   constructor(
-    readonly base: Linear,
+    base: Linear,
     readonly isFeedforward: boolean,
   ) {
     super(base);
-  }
-
-  get weight(): Tensor {
-    return this.base.weight;
-  }
-
-  get bias(): Tensor | null {
-    return this.base.bias;
   }
 
   /** Adds adapter `name`: ones (`init` true, the identity) or N(0, 1). */

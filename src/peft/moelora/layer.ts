@@ -15,7 +15,7 @@ import { add, concat, crossEntropy, linear, mul, randn, reshape, softmax, tensor
 import type { Linear } from '../../nn/index.js';
 import { addAuxLoss, currentTaskIds, dispatchRows, loadBalancingLoss, topK, topKGates, tokenTasks } from '../../multitask/routing.js';
 import { causalPrefixMean, firstRealPositions } from '../../multitask/prefix-mean.js';
-import { AdapterLayer } from '../common/adapter-layer.js';
+import { AdaptedLinear } from '../common/adapter-layer.js';
 import { kaimingUniform } from '../common/linear-adapter.js';
 
 type F32 = Tensor<'f32'>;
@@ -53,25 +53,16 @@ export interface MoeLoraSpec {
 /** What a router reads (see the file comment). */
 export type GateInput = 'token' | 'token_prefix_mean';
 
-export class MoeLoraLinear extends AdapterLayer {
+export class MoeLoraLinear extends AdaptedLinear {
   protected readonly method: string;
   private readonly specs = new Map<string, MoeLoraSpec>();
 
   constructor(
-    readonly base: Linear,
+    base: Linear,
     method = 'MOELORA',
   ) {
     super(base);
     this.method = method;
-  }
-
-  /** The base weight (a tied head may read it). */
-  get weight(): Tensor {
-    return this.base.weight;
-  }
-
-  get bias(): Tensor | null {
-    return this.base.bias;
   }
 
   addAdapter(name: string, spec: MoeLoraSpec): void {

@@ -10,9 +10,8 @@
  * targeted layer carries both.)
  */
 import { add, globalGenerator, mul, linear, reshape, zeros, type Tensor } from '../../engine/index.js';
-import type { Linear } from '../../nn/index.js';
 import { dispatchRows, requireTaskIds, tokenTasks } from '../../multitask/routing.js';
-import { AdapterLayer } from '../common/adapter-layer.js';
+import { AdaptedLinear } from '../common/adapter-layer.js';
 import { kaimingUniform } from '../common/linear-adapter.js';
 import { loraLinear } from '../lora/op.js';
 
@@ -28,21 +27,9 @@ export interface MtloraSpec {
   init: boolean;
 }
 
-export class MtloraLinear extends AdapterLayer {
+export class MtloraLinear extends AdaptedLinear {
   protected readonly method = 'MTLORA';
   private readonly specs = new Map<string, MtloraSpec>();
-
-  constructor(readonly base: Linear) {
-    super(base);
-  }
-
-  get weight(): Tensor {
-    return this.base.weight;
-  }
-
-  get bias(): Tensor | null {
-    return this.base.bias;
-  }
 
   addAdapter(name: string, spec: MtloraSpec): void {
     const { inFeatures: inF, outFeatures: outF } = this.base;

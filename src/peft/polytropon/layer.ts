@@ -11,9 +11,8 @@
  * [n_tasks, q·S] (Z). The task of each batch row comes from `withTaskIds`.
  */
 import { add, affine, div, embedding, log, matmul, permute, rand, reshape, sigmoid, sub, sum, tensor, zeros, type Tensor } from '../../engine/index.js';
-import type { Linear } from '../../nn/index.js';
 import { requireTaskIds } from '../../multitask/routing.js';
-import { AdapterLayer } from '../common/adapter-layer.js';
+import { AdaptedLinear } from '../common/adapter-layer.js';
 import { kaimingUniform } from '../common/linear-adapter.js';
 
 type F32 = Tensor<'f32'>;
@@ -29,21 +28,9 @@ export interface PolySpec {
 /** PEFT's EPS in the mixing-weight normalisation. */
 const EPS = 1e-12;
 
-export class PolyLinear extends AdapterLayer {
+export class PolyLinear extends AdaptedLinear {
   protected readonly method = 'POLY';
   private readonly specs = new Map<string, PolySpec>();
-
-  constructor(readonly base: Linear) {
-    super(base);
-  }
-
-  get weight(): Tensor {
-    return this.base.weight;
-  }
-
-  get bias(): Tensor | null {
-    return this.base.bias;
-  }
 
   /** Adapter `name`'s settings. */
   spec(name: string): PolySpec {

@@ -10,9 +10,8 @@
  * while a training step collects auxiliary losses.
  */
 import { add, div, linear, mul, randn, reshape, softmax, sum, tensor, where, zeros, type Tensor } from '../../engine/index.js';
-import type { Linear } from '../../nn/index.js';
 import { addAuxLoss, loadBalancingLoss, topK } from '../../multitask/routing.js';
-import { AdapterLayer } from '../common/adapter-layer.js';
+import { AdaptedLinear } from '../common/adapter-layer.js';
 import { kaimingUniform } from '../common/linear-adapter.js';
 
 type F32 = Tensor<'f32'>;
@@ -25,21 +24,9 @@ export interface SmoraSpec {
   init: boolean;
 }
 
-export class SmoraLinear extends AdapterLayer {
+export class SmoraLinear extends AdaptedLinear {
   protected readonly method = 'SMORA';
   private readonly specs = new Map<string, SmoraSpec>();
-
-  constructor(readonly base: Linear) {
-    super(base);
-  }
-
-  get weight(): Tensor {
-    return this.base.weight;
-  }
-
-  get bias(): Tensor | null {
-    return this.base.bias;
-  }
 
   addAdapter(name: string, spec: SmoraSpec): void {
     if (!(spec.topK >= 1 && spec.topK <= spec.r)) throw new Error(`SMORA: top_k ${spec.topK} must lie in [1, r = ${spec.r}]`);

@@ -6,23 +6,11 @@
  */
 import { add, mul, ones, randn, zeros, type Tensor } from '../../engine/index.js';
 import type { Linear } from '../../nn/index.js';
-import { AdapterLayer } from '../common/adapter-layer.js';
+import { AdaptedLinear } from '../common/adapter-layer.js';
 import { foldBias, scaleWeight } from '../common/fold.js';
 
-export class SsfLinear extends AdapterLayer {
+export class SsfLinear extends AdaptedLinear {
   protected readonly method = 'SSF';
-
-  constructor(readonly base: Linear) {
-    super(base);
-  }
-
-  get weight(): Tensor {
-    return this.base.weight;
-  }
-
-  get bias(): Tensor | null {
-    return this.base.bias;
-  }
 
   /** Adds adapter `name`: the identity (`init` true) or the paper's N(1, 0.02²) / N(0, 0.02²). */
   addAdapter(name: string, init: boolean): void {
