@@ -146,18 +146,26 @@ export function injectLinear<S, L extends LinearAdapterLayer<S>>(
   return layer;
 }
 
+const largestShapes = new WeakMap<Module, WeakMap<TargetConfig, { maxIn: number; maxOut: number }>>();
+
 /**
  * The largest in- and out-features over the linear layers `config` targets in `model` (PEFT's `_find_dim`): the
  * size of the matrices VeRA's layers share, each layer using a corner.
  */
 export function largestTargetShape(model: Module, config: TargetConfig): { maxIn: number; maxOut: number } {
+  // Every layer of one injection asks with the same config object: scan the model once per (model, config).
+  const known = largestShapes.get(model)?.get(config);
+  if (known) return known;
   let [maxIn, maxOut] = [0, 0];
   for (const path of findTargetModules(model, config)) {
     const m = model.getModule(path);
     const base = isTunerLayer(m) ? m.baseLayer : m;
     if (base instanceof Linear) [maxIn, maxOut] = [Math.max(maxIn, base.inFeatures), Math.max(maxOut, base.outFeatures)];
   }
-  return { maxIn, maxOut };
+  const shape = { maxIn, maxOut };
+  if (!largestShapes.has(model)) largestShapes.set(model, new WeakMap());
+  largestShapes.get(model)!.set(config, shape);
+  return shape;
 }
 
 /** U(−1/√fanIn, 1/√fanIn) for a [out, fanIn] matrix: torch's `kaiming_uniform_(a=√5)`, PEFT's default factor init. */
