@@ -3,24 +3,14 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createRequire } from 'node:module';
+import { Rng } from '../helpers/random.js';
 import { CastDType, type Kernels } from '../../src/engine/backend/kernels.js';
 import { reference } from '../../src/engine/backend/reference/index.js';
 
 const native = createRequire(import.meta.url)('../../build/Release/peftjs.node') as Kernels;
 
-/** Deterministic uniform values in [lo, hi) (mulberry32). */
-function rand(n: number, seed: number, lo = -1, hi = 1): Float32Array {
-  let s = seed >>> 0;
-  const out = new Float32Array(n);
-  for (let i = 0; i < n; i++) {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    out[i] = lo + (hi - lo) * (((t ^ (t >>> 14)) >>> 0) / 4294967296);
-  }
-  return out;
-}
+/** Deterministic uniform values in [lo, hi). */
+const rand = (n: number, seed: number, lo = -1, hi = 1): Float32Array => new Rng(seed).f32Uniform(n, lo, hi);
 
 // Below and above the native kernels' 32768-element threading threshold.
 const SIZES = [1, 7, 1023, 40_001, 100_003];

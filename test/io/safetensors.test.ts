@@ -16,6 +16,7 @@ import {
   type TensorData,
 } from '../../src/io/safetensors.js';
 import { ShardedCheckpoint, openCheckpointTensors, writeShardedSafetensors } from '../../src/io/sharded.js';
+import { Rng } from '../helpers/random.js';
 
 const PYTHON = '/usr/bin/python3';
 const FIXTURES = new URL('../fixtures/', import.meta.url).pathname;
@@ -26,14 +27,10 @@ process.on('exit', () => rmSync(tmp, { recursive: true, force: true }));
 let fileCounter = 0;
 const tmpFile = (ext = '.safetensors') => join(tmp, `f${fileCounter++}${ext}`);
 
-/** mulberry32: a small seeded PRNG so fuzz runs are reproducible. */
+/** A seeded uniform [0, 1) source so fuzz runs are reproducible. */
 function rng(seed: number): () => number {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const r = new Rng(seed);
+  return () => r.next();
 }
 
 /** A tensor of `dtype` and `shape` filled with random bytes (BOOL with 0/1). */
