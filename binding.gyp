@@ -12,7 +12,7 @@
       "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS"],
       "cflags!": ["-fno-exceptions"],
       "cflags_cc!": ["-fno-exceptions", "-fno-rtti"],
-      "cflags_cc": ["-std=c++17", "-O3", "-march=native", "-fopenmp", "-fexceptions", "-frtti", "-ffp-contract=fast"],
+      "cflags_cc": ["-std=c++17", "-O3", "-march=native", "-fopenmp", "-fexceptions", "-frtti", "-ffp-contract=fast", "-fno-trapping-math"],
       "libraries": [
         "-L/usr/lib/x86_64-linux-gnu/openblas-pthread",
         "-Wl,-rpath,/usr/lib/x86_64-linux-gnu/openblas-pthread",

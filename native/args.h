@@ -19,6 +19,7 @@ class Args {
   // Uint16Array (bf16 or f16 bits) → uint16_t*
   uint16_t* u16(size_t i) const { return data<uint16_t>(i, napi_uint16_array, "Uint16Array"); }
   int32_t* i32(size_t i) const { return data<int32_t>(i, napi_int32_array, "Int32Array"); }
+  double* f64(size_t i) const { return data<double>(i, napi_float64_array, "Float64Array"); }
   uint8_t* u8(size_t i) const { return data<uint8_t>(i, napi_uint8_array, "Uint8Array"); }
   uint8_t* u8OrNull(size_t i) const { return isNull(i) ? nullptr : u8(i); }
   // Any typed array → raw bytes plus element size (for dtype-agnostic kernels such as copyStrided).

@@ -13,6 +13,7 @@
 #include <unordered_map>
 #include <vector>
 #include "fused.h"
+#include "loops.h"
 #include "registry.h"
 #include "tiles.h"
 
@@ -182,8 +183,34 @@ void execute(const Matmul& mm, const uint16_t* a, const uint16_t* b, float* c, f
   cpuStream().wait();
 }
 
+// Whether oneDNN has a bf16 matmul on this CPU: it needs AVX-512 (BF16 or plain, emulated) or AMX; on an AVX2-only
+// CPU no primitive can be created. Probed once with a 2×2 product.
+bool hasBF16Matmul() {
+  static const bool has = [] {
+    try {
+      createMatmul(Gemm{1, 2, 2, 2, false, false, 4, 4, 4}, false, 0.f);
+      return true;
+    } catch (const dnnl::error&) {
+      return false;
+    }
+  }();
+  return has;
+}
+
+// bf16 operands widened to f32 (exactly) for sgemm: the fallback where oneDNN has no bf16 matmul.
+void widenedGemm(const Gemm& g, const uint16_t* a, const uint16_t* b, float* c, float alpha, float beta) {
+  const int64_t na = (g.batch - 1) * g.strideA + g.M * g.K, nb = (g.batch - 1) * g.strideB + g.K * g.N;
+  std::vector<float> fa(na), fb(nb);
+  float* pa = fa.data();
+  float* pb = fb.data();
+  parallelFor(na, [=](int64_t i) { pa[i] = bf16ToF32(a[i]); });
+  parallelFor(nb, [=](int64_t i) { pb[i] = bf16ToF32(b[i]); });
+  sgemm(g, pa, pb, c, alpha, beta);
+}
+
 void bgemm(const Gemm& g, const uint16_t* a, const uint16_t* b, float* c, float alpha, float beta) {
   if (skinnyBF16(g)) return skinnyGemm(g, a, b, c, alpha, beta);
+  if (!hasBF16Matmul()) return widenedGemm(g, a, b, c, alpha, beta);
   const bool scaled = alpha != 1.f;
   // A shared C (strideC 0) accumulates the batch entries one after another; oneDNN cannot express that.
   if (g.batch == 1 || g.strideC != 0) {

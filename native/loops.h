@@ -11,11 +11,17 @@
 namespace peftjs {
 
 // f(i) for i < n: OpenMP threads for large n, the calling thread below kParallelMin. `f` must be simple enough to
-// inline and vectorise (no loop-carried dependencies).
+// inline and vectorise (no loop-carried dependencies). Each thread runs its own copy of `f`: reached through the
+// shared one, its captures could alias the arrays it stores to (a uint32_t capture and a uint32_t* output), so the
+// compiler would reload them every iteration and not vectorise.
 template <typename F>
 inline void parallelFor(int64_t n, F f) {
-#pragma omp parallel for simd if (n >= kParallelMin) schedule(static)
-  for (int64_t i = 0; i < n; i++) f(i);
+#pragma omp parallel if (n >= kParallelMin)
+  {
+    const F local = f;
+#pragma omp for simd schedule(static)
+    for (int64_t i = 0; i < n; i++) local(i);
+  }
 }
 
 // The body of every dtype-cast kernel `(src, dst, n)`: sizes checked, then dst[i] = Convert(src[i]) in parallel.

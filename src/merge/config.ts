@@ -224,6 +224,8 @@ export interface RunMergeOptions {
   chunkElements?: number;
   /** Read ahead in a worker thread (default: inputs of 256 MB or more). */
   prefetch?: boolean;
+  /** Write output shards from a worker thread (default: inputs of 256 MB or more). */
+  writeBehind?: boolean;
   /** Kernel threads during the merge (default: all cores, see StreamMergeOptions.threads). */
   threads?: number;
   /** f32 elements a streamed merge may keep between passes over a tensor (default: twice the largest tensor's). */
@@ -281,6 +283,7 @@ export function runMerge(config: MergeConfig, out: string, opts: RunMergeOptions
       maxShardBytes: opts.maxShardBytes,
       chunkElements: opts.chunkElements,
       prefetch: opts.prefetch,
+      writeBehind: opts.writeBehind,
       threads: opts.threads,
       onProgress: opts.onProgress,
       merge: (ctx, tensors) => method.merge({ ...params(ctx), tensors }),

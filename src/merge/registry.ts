@@ -10,9 +10,9 @@ import { fisherMerge } from './methods/fisher.js';
 import { linearInto, linearScale } from './methods/linear.js';
 import { regmean } from './methods/regmean.js';
 import { slerp } from './methods/slerp.js';
-import { combineTaskVectors, packedCombiner, subtractInPlace, type Consensus } from './methods/task-arithmetic.js';
+import { combineTaskVectors, rowCombiner, subtractInPlace, type Consensus } from './methods/task-arithmetic.js';
 import { trimRanks } from './methods/ties.js';
-import { applyBand, keepMagnitudeRanks, magnitudeBands, wholeScan } from './select.js';
+import { applyBand, keepMagnitudeRanks, magnitudeBands, wholeScan, type MagnitudeBand } from './select.js';
 import type { InputChunk, RangeMerge, Scratch, TensorContext, TensorScan } from './stream.js';
 
 /** A parameter value after filters and gradients are applied. */
@@ -108,59 +108,50 @@ function taskFamily(sparsify: Sparsify | null, consensus: Consensus | null, norm
       if (sparsify && 'drop' in sparsify) return null;
       const k = call.perModel.length;
       const n = call.ctx.shape.reduce((a, d) => a * d, 1);
-      const combine = packedCombiner(Float32Array.from(weights(call)), options(call));
+      const combine = rowCombiner(Float32Array.from(weights(call)), options(call));
+      const ranges = sparsify ? call.perModel.map((p) => sparsify.band(n, p)) : [];
       // τⱼ of a range into row j of `into` (row stride `stride`): model j + 1 minus the base (input 0), in their dtypes.
       const taskVectors = (chunks: readonly InputChunk[], length: number, into: Float32Array, stride: number) => {
         for (let j = 0; j < k; j++) {
-          const row = into.subarray(j * stride, j * stride + length);
-          backend().scaleAdd(chunks[j + 1].dtype, chunks[j + 1].data, row, length, 1, 0);
-          backend().scaleAdd(chunks[0].dtype, chunks[0].data, row, length, -1, 1);
+          const x = chunks[j + 1], base = chunks[0];
+          backend().taskVector(x.dtype, x.data, base.dtype, base.data, into.subarray(j * stride, j * stride + length), length);
         }
       };
-      let rows = new Float32Array(0);
-      /** A buffer of k rows of `length` (the packed [k, length] the combiner takes). */
-      const packed = (length: number) => (rows.length < k * length ? (rows = new Float32Array(k * length)) : rows).subarray(0, k * length);
+      /** The final pass over one range, given where its task vectors are: k rows of stride `stride` from `r`'s start. */
+      const finalPass = (rows: (chunks: readonly InputChunk[], offset: number, length: number) => [Float32Array, number], bands: MagnitudeBand[]) =>
+        (chunks: readonly InputChunk[], offset: number, out: Float32Array) => {
+          const length = out.length;
+          const [r, stride] = rows(chunks, offset, length);
+          bands.forEach((b, j) => applyBand(r.subarray(j * stride, j * stride + length), b, offset));
+          backend().scaleAdd(chunks[0].dtype, chunks[0].data, out, length, 1, 0);
+          combine(out, r, stride, out);
+        };
       if (k * n <= scratch.limit) {
+        // Task vectors kept as k rows of n, computed in the one pass that reads the models.
         const tv = scratch.get(k * n);
         scan((chunks, offset, length) => taskVectors(chunks, length, tv.subarray(offset), n));
-        const row = (j: number) => tv.subarray(j * n, (j + 1) * n);
-        if (sparsify) {
-          const bands = magnitudeBands(wholeScan(Array.from({ length: k }, (_, j) => row(j))), n, call.perModel.map((p) => sparsify.band(n, p)));
-          bands.forEach((b, j) => applyBand(row(j), b, new Int32Array(2)));
-        }
-        const merge = (chunks: readonly InputChunk[], offset: number, out: Float32Array) => {
-          const length = out.length;
-          const r = packed(length);
-          for (let j = 0; j < k; j++) r.set(tv.subarray(j * n + offset, j * n + offset + length), j * length);
-          backend().scaleAdd(chunks[0].dtype, chunks[0].data, out, length, 1, 0);
-          combine(out, r, out);
-        };
-        return { merge, reads: 'first' };
+        const rows = Array.from({ length: k }, (_, j) => tv.subarray(j * n, (j + 1) * n));
+        const bands = sparsify ? magnitudeBands(wholeScan(rows), n, ranges) : [];
+        return { merge: finalPass((_chunks, offset) => [tv.subarray(offset), n], bands), reads: 'first' };
       }
-      const taskVectorRows = (chunks: readonly InputChunk[], length: number): Float32Array => {
-        const r = packed(length);
-        taskVectors(chunks, length, r, length);
-        return r;
+      // Task vectors recomputed range by range, packed as k rows of the range's length, in every pass.
+      let packed = new Float32Array(0);
+      const rangeRows = (chunks: readonly InputChunk[], length: number): Float32Array => {
+        if (packed.length < k * length) packed = new Float32Array(k * length);
+        taskVectors(chunks, length, packed, length);
+        return packed;
       };
       const bands = sparsify
         ? magnitudeBands(
-            (visit) => scan((chunks, _offset, length) => {
-              const r = taskVectorRows(chunks, length);
-              visit(Array.from({ length: k }, (_, j) => r.subarray(j * length, (j + 1) * length)));
+            (visit) => scan((chunks, offset, length) => {
+              const r = rangeRows(chunks, length);
+              visit(Array.from({ length: k }, (_, j) => r.subarray(j * length, (j + 1) * length)), offset);
             }),
             n,
-            call.perModel.map((p) => sparsify.band(n, p)),
+            ranges,
           )
         : [];
-      const seen = bands.map(() => new Int32Array(2));
-      const merge = (chunks: readonly InputChunk[], _offset: number, out: Float32Array) => {
-        const length = out.length;
-        const r = taskVectorRows(chunks, length);
-        bands.forEach((b, j) => applyBand(r.subarray(j * length, (j + 1) * length), b, seen[j]));
-        backend().scaleAdd(chunks[0].dtype, chunks[0].data, out, length, 1, 0);
-        combine(out, r, out);
-      };
-      return { merge, reads: 'all' };
+      return { merge: finalPass((chunks, _offset, length) => [rangeRows(chunks, length), length], bands), reads: 'all' };
     },
   };
 }

@@ -1,15 +1,16 @@
 /**
  * An out-of-core safetensors writer: the output's tensor names, dtypes and shapes are known before any data, so
  * the shard layout and every header are fixed up front and each tensor is written at its final offset the moment
- * it is produced. Nothing is buffered: memory is one tensor, whatever the shard size. Each shard is written to a
- * temporary file and renamed into place once all its tensors are in; the index (when there are several shards)
- * is written last. One shard is saved as `model.safetensors`, several as `model-0000i-of-0000N.safetensors` plus
+ * it is produced. Nothing is buffered: memory is one tensor (plus the write-behind's slots), whatever the shard
+ * size. Each shard is written to a temporary file and renamed into place once all its tensors are in; the index
+ * (when there are several shards) is written last. One shard is saved as `model.safetensors`, several as `model-0000i-of-0000N.safetensors` plus
  * `model.safetensors.index.json`, as transformers does.
  */
 import { closeSync, fsyncSync, mkdirSync, openSync, renameSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { dtypeSize, SafetensorsError, type SafeArray, type SafeDType } from '../io/safetensors.js';
 import { SAFE_WEIGHTS_INDEX_NAME, SAFE_WEIGHTS_NAME } from '../io/sharded.js';
+import { WriteBehind } from './write-behind.js';
 
 /** One output tensor's declaration. */
 export interface TensorSpec {
@@ -28,6 +29,9 @@ interface Placement {
 interface Shard {
   file: string;
   tmp: string;
+  /** Whether its temporary file was created (and its header written). */
+  started: boolean;
+  /** Its open temporary file when written directly (not behind), else −1. */
   fd: number;
   pending: number;
   headerBytes: Uint8Array;
@@ -47,11 +51,19 @@ export class ShardWriter {
   /** Sum of all tensors' data bytes. */
   readonly totalBytes: number;
 
+  /** Where data writes and shard closes go when they are written behind (see WriteBehind), else null. */
+  private readonly behind: WriteBehind | null;
+
+  /**
+   * Plans the shards of `specs` (at most `maxShardBytes` data bytes each) in `dir`. With `writeBehind`, writes and
+   * each shard's fsync-close-rename run on a worker thread while the caller goes on; {@link ShardWriter.finish} waits
+   * for them.
+   */
   constructor(
     readonly dir: string,
     specs: readonly TensorSpec[],
     maxShardBytes: number,
-    metadata: Record<string, string> = { format: 'pt' },
+    { metadata = { format: 'pt' }, writeBehind = false }: { metadata?: Record<string, string>; writeBehind?: boolean } = {},
   ) {
     if (!Number.isSafeInteger(maxShardBytes) || maxShardBytes <= 0) throw new Error(`ShardWriter: maxShardBytes must be a positive integer, got ${maxShardBytes}`);
     // Greedy grouping in order, as writeShardedSafetensors does: a tensor larger than the limit gets its own shard.
@@ -93,10 +105,11 @@ export class ShardWriter {
         if (this.place.has(spec.name)) throw new SafetensorsError(join(dir, file), spec.name, 'duplicate tensor name');
         this.place.set(spec.name, { shard: s, offset: headerBytes.length + begin.get(spec.name)!, bytes: specBytes(spec) });
       }
-      this.shards.push({ file, tmp: join(dir, `${file}.tmp-${process.pid}`), fd: -1, pending: group.length, headerBytes, names: group.map((g) => g.name) });
+      this.shards.push({ file, tmp: join(dir, `${file}.tmp-${process.pid}`), started: false, fd: -1, pending: group.length, headerBytes, names: group.map((g) => g.name) });
     });
     this.totalBytes = specs.reduce((a, s) => a + specBytes(s), 0);
     this.specs = new Map(specs.map((s) => [s.name, s]));
+    this.behind = writeBehind ? new WriteBehind() : null;
   }
 
   /** Output file names, in order. */
@@ -122,11 +135,7 @@ export class ShardWriter {
       throw new Error(`ShardWriter: tensor ${JSON.stringify(name)} holds ${p.bytes} bytes; writing ${data.byteLength} at ${offset} (${done} already written) overflows it`);
     }
     const shard = this.shards[p.shard];
-    if (shard.fd < 0) {
-      shard.fd = openSync(shard.tmp, 'w');
-      writeAt(shard.fd, shard.headerBytes, 0);
-    }
-    writeAt(shard.fd, new Uint8Array(data.buffer, data.byteOffset, data.byteLength), p.offset + offset);
+    this.writeAt(shard, new Uint8Array(data.buffer, data.byteOffset, data.byteLength), p.offset + offset);
     this.partial.set(name, done + data.byteLength);
     if (done + data.byteLength < p.bytes) return;
     this.partial.delete(name);
@@ -141,11 +150,20 @@ export class ShardWriter {
     return p;
   }
 
-  private closeShard(shard: Shard): void {
-    if (shard.fd < 0) {
-      shard.fd = openSync(shard.tmp, 'w');
-      writeAt(shard.fd, shard.headerBytes, 0);
+  /** Writes `bytes` at `position` of a shard's temporary file, opening it and writing its header the first time. */
+  private writeAt(shard: Shard, bytes: Uint8Array, position: number): void {
+    if (!shard.started) {
+      shard.started = true;
+      if (!this.behind) shard.fd = openSync(shard.tmp, 'w');
+      this.writeAt(shard, shard.headerBytes, 0);
     }
+    if (this.behind) return this.behind.write(shard.tmp, bytes, position);
+    for (let done = 0; done < bytes.length; ) done += writeSync(shard.fd, bytes, done, Math.min(IO_CHUNK, bytes.length - done), position + done);
+  }
+
+  private closeShard(shard: Shard): void {
+    if (!shard.started) this.writeAt(shard, new Uint8Array(0), 0);
+    if (this.behind) return this.behind.close(shard.tmp, join(this.dir, shard.file));
     fsyncSync(shard.fd);
     closeSync(shard.fd);
     shard.fd = -1;
@@ -157,6 +175,10 @@ export class ShardWriter {
     const missing = [...this.place.keys()].filter((n) => !this.written.has(n));
     if (missing.length) throw new Error(`ShardWriter: ${missing.length} tensors never written, e.g. ${JSON.stringify(missing[0])}`);
     for (const s of this.shards) if (s.pending === 0 && s.names.length === 0) this.closeShard(s);
+    if (this.behind) {
+      this.behind.drain();
+      this.behind.stop();
+    }
     if (this.shards.length === 1) return;
     const weightMap: Record<string, string> = {};
     for (const s of this.shards) for (const n of s.names) weightMap[n] = s.file;
@@ -166,6 +188,8 @@ export class ShardWriter {
 
   /** Closes and removes unfinished temporary shard files (after an error). */
   abort(): void {
+    // The worker closes the files it still has open (its own error, if any, is moot now).
+    this.behind?.stop();
     for (const s of this.shards) {
       if (s.fd >= 0) closeSync(s.fd);
       s.fd = -1;
@@ -180,8 +204,4 @@ export class ShardWriter {
 
 function specBytes(spec: TensorSpec): number {
   return spec.shape.reduce((a, d) => a * d, 1) * dtypeSize(spec.dtype);
-}
-
-function writeAt(fd: number, bytes: Uint8Array, position: number): void {
-  for (let done = 0; done < bytes.length; ) done += writeSync(fd, bytes, done, Math.min(IO_CHUNK, bytes.length - done), position + done);
 }

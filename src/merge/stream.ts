@@ -4,8 +4,8 @@
  * work element-wise (linear, task arithmetic, TIES, Breadcrumbs — the last two after passes that find their
  * per-tensor magnitude thresholds) are streamed in chunks of a fixed number of elements read in each input's own
  * dtype, so memory is a few chunks whatever the tensor size; the others get the whole tensor's inputs in f32.
- * A worker reads ahead of the merge (prefetch.ts) so disk reads overlap compute. Files other than weights
- * (config.json, tokenizer, …) are copied from the base.
+ * A worker reads ahead of the merge (prefetch.ts) and another writes behind it (write-behind.ts), so disk reads and
+ * writes overlap compute. Files other than weights (config.json, tokenizer, …) are copied from the base.
  */
 import { closeSync, copyFileSync, existsSync, openSync, readdirSync, readFileSync, readSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -101,6 +101,8 @@ export interface StreamMergeOptions {
   keepElements?: number;
   /** Read ahead in a worker thread (default: when the inputs total 256 MB or more). */
   prefetch?: boolean;
+  /** Write, fsync and rename output shards on a worker thread (default: when the inputs total 256 MB or more). */
+  writeBehind?: boolean;
   /**
    * Kernel threads during the merge (default: the backend's, all cores). Linear merges run as fast on one (they are
    * I/O-bound); TIES / Breadcrumbs spend most of their time in whole-tensor selection passes over task vectors kept in
@@ -164,14 +166,15 @@ export function mergeCheckpoints(opts: StreamMergeOptions): MergeReport {
       const dtype: SafeDType = isFloatDType(info.dtype) && opts.outDtype ? opts.outDtype : info.dtype;
       return { name, dtype, shape: info.shape };
     });
-    const writer = new ShardWriter(opts.out, specs, opts.maxShardBytes ?? 5_000_000_000);
     const numLayers = countLayers(statDir(paths[0]), names);
     const largestElements = Math.max(0, ...names.map((n) => ref.info(n).byteLength / dtypeSize(ref.info(n).dtype)));
     const scratch = growingScratch(opts.keepElements ?? 2 * largestElements);
     // What each tensor reads: every input for floating tensors, the reference's own for the copied ones.
     const reads = names.map((n) => (isFloatDType(ref.info(n).dtype) ? sources.map((s) => s.info(n)) : [ref.info(n)]));
     const bytesTotal = reads.reduce((a, r) => a + r.reduce((b, i) => b + i.byteLength, 0), 0);
-    if (opts.prefetch ?? bytesTotal >= 256_000_000) {
+    const large = bytesTotal >= 256_000_000;
+    const writer = new ShardWriter(opts.out, specs, opts.maxShardBytes ?? 5_000_000_000, { writeBehind: opts.writeBehind ?? large });
+    if (opts.prefetch ?? large) {
       prefetch = new Prefetcher(reads.map((r) => r.map((i) => ({ file: i.file, offset: i.byteOffset, length: i.byteLength }))), 1_000_000_000);
     }
     let bytesRead = 0;

@@ -96,13 +96,56 @@ test('magnitudeHistogram: native equals reference (accumulating, with a prefix m
   }
 });
 
+test('taskVector: native equals reference bit for bit across dtypes, and equals the f32 difference', () => {
+  for (const n of SIZES) {
+    const x32 = rand(n, n + 5, -2, 2), b32 = rand(n, n + 6, -2, 2);
+    const xb = new Uint16Array(n), bh = new Uint16Array(n);
+    reference.castF32ToBF16(x32, xb, n);
+    reference.castF32ToF16(b32, bh, n);
+    for (const [xd, x, bd, base] of [[CastDType.BF16, xb, CastDType.F16, bh], [CastDType.F32, x32, CastDType.BF16, xb], [CastDType.F32, x32, CastDType.F32, b32]] as const) {
+      const [a, b] = [native, reference].map((k) => {
+        const out = new Float32Array(n);
+        k.taskVector(xd, x, bd, base, out, n);
+        return out;
+      });
+      assert.deepEqual(a, b, `n=${n} dtypes ${xd}/${bd}`);
+      const want = new Float32Array(n), minus = new Float32Array(n);
+      reference.scaleAdd(xd, x, want, n, 1, 0);
+      reference.scaleAdd(bd, base, minus, n, 1, 0);
+      for (let i = 0; i < n; i++) assert.equal(b[i], Math.fround(want[i] - minus[i]), `n=${n} [${i}]`);
+    }
+  }
+});
+
+test('magnitudeBracket: native equals reference over chunks (counts, and the collected bits as a multiset); an overfull list keeps counting', () => {
+  for (const n of SIZES) {
+    const x = rand(n, n + 7, -1, 1).map((v) => Math.round(v * 64) / 64);
+    const bitsOf = (v: number) => new Uint32Array(new Float32Array([v]).buffer)[0];
+    const lo = bitsOf(0.25), hi = bitsOf(0.5);
+    const mags = [...new Uint32Array(x.buffer)].map((b) => b & 0x7fffffff);
+    const want = [mags.filter((b) => b < lo).length, mags.filter((b) => b === lo).length, mags.filter((b) => b > lo && b < hi).length, mags.filter((b) => b === hi).length];
+    const inside = mags.filter((b) => b > lo && b < hi).sort((p, q) => p - q);
+    for (const k of [native, reference]) {
+      const list = new Int32Array(n), counts = new Float64Array(4);
+      const cut = Math.floor(n / 2);
+      k.magnitudeBracket(x.subarray(0, cut), cut, lo, hi, list, counts);
+      k.magnitudeBracket(x.subarray(cut), n - cut, lo, hi, list, counts);
+      assert.deepEqual([...counts], want, `${k.name} n=${n}: counts`);
+      assert.deepEqual([...list.subarray(0, want[2])].sort((p, q) => p - q), inside, `${k.name} n=${n}: collected bits`);
+      const small = new Int32Array(3), c = new Float64Array(4);
+      k.magnitudeBracket(x, n, lo, hi, small, c);
+      assert.deepEqual([...c], want, `${k.name} n=${n}: counts past a full list`);
+    }
+  }
+});
+
 /** Kept indices of a band of ascending (|x|, index) ranks [lo, hi), by sorting. */
 function bandBySort(x: Float32Array, lo: number, hi: number): Set<number> {
   const order = [...x.keys()].sort((i, j) => Math.abs(x[i]) - Math.abs(x[j]) || i - j);
   return new Set(order.slice(lo, hi));
 }
 
-test('keepMagnitudeBand: native equals reference in chunks, and keeps exactly the sorted rank band with ties by index', () => {
+test('magnitudeRankIndex and keepMagnitudeBand: native equals reference in chunks, and keep exactly the sorted rank band with ties by index', () => {
   for (const n of SIZES.filter((s) => s > 1)) {
     for (const zeros of [false, true]) {
       // Quantised values so many entries tie in magnitude; with half of them zero, the lower boundary is 0.
@@ -112,12 +155,16 @@ test('keepMagnitudeBand: native equals reference in chunks, and keeps exactly th
       const lo = Math.floor(n * 0.3), hi = Math.floor(n * 0.9);
       const low = sorted[lo], high = sorted[hi - 1];
       const lowSkip = lo - sorted.indexOf(low), highTake = hi - sorted.indexOf(high);
+      const equalHigh = sorted.lastIndexOf(high) + 1 - sorted.indexOf(high);
       const outs = [native, reference].map((k) => {
+        const lowCut = k.magnitudeRankIndex(x, n, low, lowSkip);
+        const highCut = highTake < equalHigh ? k.magnitudeRankIndex(x, n, high, highTake) : n;
+        assert.ok(lowCut >= 0 && highCut >= 0, `${k.name} n=${n}: the cuts are found`);
+        assert.equal(k.magnitudeRankIndex(x, n, high, equalHigh), -1 - equalHigh, `${k.name}: one past the last tie`);
         const y = x.slice();
-        const seen = new Int32Array(2);
-        const cut = Math.floor(n / 3); // two chunks continue one ranking through `seen`
-        k.keepMagnitudeBand(y.subarray(0, cut), cut, low, lowSkip, high, highTake, seen);
-        k.keepMagnitudeBand(y.subarray(cut), n - cut, low, lowSkip, high, highTake, seen);
+        const cut = Math.floor(n / 3); // two chunks: the predicate needs only each chunk's offset
+        k.keepMagnitudeBand(y.subarray(0, cut), cut, 0, low, lowCut, high, highCut);
+        k.keepMagnitudeBand(y.subarray(cut), n - cut, cut, low, lowCut, high, highCut);
         return y;
       });
       assert.deepEqual(outs[0], outs[1], `n=${n}: native vs reference`);
@@ -131,13 +178,15 @@ test('keepMagnitudeBand: native equals reference in chunks, and keeps exactly th
 test('tiesCombine: native matches reference (sum and count votes), and a worked entry', () => {
   for (const n of SIZES) {
     for (const k of [1, 3]) {
-      const d = rand(k * n, n + k, -1, 1).map((v, i) => (i % 5 === 0 ? 0 : v));
+      // Rows 3 entries apart in a longer buffer (stride n + 3), the gaps poisoned.
+      const stride = n + 3;
+      const d = rand(k * stride, n + k, -1, 1).map((v, i) => (i % stride >= n ? NaN : i % 5 === 0 ? 0 : v));
       const w = Float32Array.from({ length: k }, (_, j) => 0.5 + j);
       const base = rand(n, n + 9);
       for (const [normalize, byCount] of [[true, false], [false, true], [true, true]]) {
         const a = new Float32Array(n), b = new Float32Array(n);
-        native.tiesCombine(d, k, n, w, base, a, 0.8, normalize, byCount);
-        reference.tiesCombine(d, k, n, w, base, b, 0.8, normalize, byCount);
+        native.tiesCombine(d, k, n, stride, w, base, a, 0.8, normalize, byCount);
+        reference.tiesCombine(d, k, n, stride, w, base, b, 0.8, normalize, byCount);
         for (let i = 0; i < n; i++) assert.ok(Math.abs(a[i] - b[i]) <= 1e-6 * (1 + Math.abs(b[i])), `k=${k} n=${n} [${i}]: ${a[i]} vs ${b[i]}`);
       }
     }
@@ -145,9 +194,9 @@ test('tiesCombine: native matches reference (sum and count votes), and a worked 
   for (const kern of [native, reference]) {
     const out = new Float32Array(2);
     // Entry 0: 3, −2, −2 → sum −1 elects −, disjoint mean −2. Entry 1: 4, −1, −1 → sum 2 elects +, mean 4; by count −.
-    kern.tiesCombine(new Float32Array([3, 4, -2, -1, -2, -1]), 3, 2, new Float32Array([1, 1, 1]), new Float32Array([10, 10]), out, 1, true, false);
+    kern.tiesCombine(new Float32Array([3, 4, -2, -1, -2, -1]), 3, 2, 2, new Float32Array([1, 1, 1]), new Float32Array([10, 10]), out, 1, true, false);
     assert.deepEqual([...out], [8, 14], kern.name);
-    kern.tiesCombine(new Float32Array([3, 4, -2, -1, -2, -1]), 3, 2, new Float32Array([1, 1, 1]), new Float32Array([10, 10]), out, 1, true, true);
+    kern.tiesCombine(new Float32Array([3, 4, -2, -1, -2, -1]), 3, 2, 2, new Float32Array([1, 1, 1]), new Float32Array([10, 10]), out, 1, true, true);
     assert.deepEqual([...out], [8, 9], `${kern.name} by count`);
   }
 });

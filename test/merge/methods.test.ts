@@ -31,21 +31,33 @@ test('task arithmetic: base + λ Σ wᵢ τᵢ', () => {
   close(taskArithmetic(base, [f32([2, 1, 0]), f32([1, 3, 1])], { lambda: 0.5, weights: [1, 2] }), [1.5, 3, 0.5]);
 });
 
-test('magnitude ranks: radix select matches a sort, ties broken by index', () => {
+test('magnitude ranks: the sampled bracket and the exact radix select both match a sort, ties broken by index', () => {
   const rng = new Rng(3);
-  // Many repeated magnitudes (both signs) to exercise the tie rule.
-  const x = f32(Array.from({ length: 5000 }, () => rng.int(-40, 40) / 8));
-  const order = [...x.keys()].sort((i, j) => Math.abs(x[i]) - Math.abs(x[j]) || i - j);
-  for (const rank of [0, 1, 17, 2500, 4998, 4999]) {
-    const { bits, less } = magnitudeAtRank(x, rank);
-    assert.equal(new Float32Array(new Uint32Array([bits]).buffer)[0], Math.abs(x[order[rank]]));
-    assert.equal(less, order.filter((i) => Math.abs(x[i]) < Math.abs(x[order[rank]])).length);
-  }
-  for (const [lo, hi] of [[0, 5000], [100, 4000], [2500, 2501], [0, 1], [4999, 5000], [10, 10]]) {
-    const kept = keepMagnitudeRanks(x.slice(), lo, hi);
-    const expected = new Float32Array(x.length);
-    for (const i of order.slice(lo, hi)) expected[i] = x[i];
-    assert.deepEqual(kept, expected, `ranks [${lo}, ${hi})`);
+  // Many repeated magnitudes (both signs) to exercise the tie rule; above 2¹⁶ entries the bracket comes from a sample,
+  // and with a quarter of the entries one value, a rank lands in a tie at a bracket's end.
+  const cases = [
+    f32(Array.from({ length: 5000 }, () => rng.int(-40, 40) / 8)),
+    f32(Array.from({ length: 300_000 }, (_, i) => (i % 4 === 0 ? 0.5 : rng.int(-4000, 4000) / 1024))),
+  ];
+  for (const x of cases) {
+    const n = x.length;
+    const order = [...x.keys()].sort((i, j) => Math.abs(x[i]) - Math.abs(x[j]) || i - j);
+    const mag = (i: number) => Math.abs(x[order[i]]);
+    for (const rank of [0, 1, 17, Math.floor(n / 2), Math.floor(n * 0.6), n - 2, n - 1]) {
+      const less = order.findIndex((i) => Math.abs(x[i]) === mag(rank));
+      const equal = order.filter((i) => Math.abs(x[i]) === mag(rank)).length;
+      for (const exact of [false, true]) {
+        const r = magnitudeAtRank(x, rank, { exact });
+        assert.equal(new Float32Array(new Uint32Array([r.bits]).buffer)[0], mag(rank), `n=${n} rank ${rank} exact=${exact}`);
+        assert.deepEqual([r.less, r.equal], [less, equal], `n=${n} rank ${rank} exact=${exact}: less, equal`);
+      }
+    }
+    for (const [lo, hi] of [[0, n], [100, Math.floor(n * 0.8)], [n / 2, n / 2 + 1], [0, 1], [n - 1, n], [10, 10]]) {
+      const kept = keepMagnitudeRanks(x.slice(), lo, hi);
+      const expected = new Float32Array(n);
+      for (const i of order.slice(lo, hi)) expected[i] = x[i];
+      assert.deepEqual(kept, expected, `n=${n} ranks [${lo}, ${hi})`);
+    }
   }
 });
 

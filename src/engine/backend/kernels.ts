@@ -387,23 +387,42 @@ export interface Kernels {
    */
   magnitudeHistogram(x: Float32Array, n: number, hist: Int32Array, bins: number, shift: number, matchShift: number, match: number): void;
   /**
-   * Keeps, in place, a band of magnitude ranks, ties broken by index: with b the magnitude bits of x[i], the entry is
-   * kept when low < b < high; an entry with b = low is kept when the number of b = low entries before it (`seen[0]`
-   * on entry, plus those earlier in this call) is ≥ `lowSkip`; one with b = high while that count for high
-   * (`seen[1]`) is < `highTake`; every other entry is zeroed. `seen` [2] is advanced by this call's boundary entries,
-   * so consecutive chunks of one tensor continue one ranking. low = −1 / high = 2³¹ disable a boundary.
+   * Task vector: `out[i] = x[i] − base[i]` for i < n, both read as their dtypes (as {@link scaleAdd} reads them) and
+   * subtracted in f32.
    */
-  keepMagnitudeBand(x: Float32Array, n: number, low: number, lowSkip: number, high: number, highTake: number, seen: Int32Array): void;
+  taskVector(xDtype: CastDType, x: Float32Array | U16, baseDtype: CastDType, base: Float32Array | U16, out: Float32Array, n: number): void;
   /**
-   * TIES sign election and disjoint mean over k ≤ 64 task vectors `deltas` [k, n] (row j = model j's, already
-   * trimmed) with weights `w` [k], in double per entry: vote = Σⱼ wⱼδⱼ (`byCount`: Σⱼ sign(wⱼδⱼ)); the elected sign is
-   * + when vote ≥ 0; acc and agree are the sums of the wⱼδⱼ of that sign (zeros never agree) and of their wⱼ;
-   * `out[i] = base[i] + lambda·acc / (normalize && agree ≠ 0 ? agree : 1)`. `out` may be `base`.
+   * One pass of a bracketed rank search over magnitude bits b (lo ≤ hi < 2³¹): adds to `counts` [4] the numbers of
+   * entries with b < lo, b = lo, lo < b < hi and b = hi (> lo), and writes the b of the third kind into `list` from
+   * index counts[2] (its value on entry) on, in unspecified order, as many as fit. Consecutive chunks of a vector
+   * accumulate into one list.
+   */
+  magnitudeBracket(x: Float32Array, n: number, lo: number, hi: number, list: Int32Array, counts: Float64Array): void;
+  /**
+   * The index i < n of the entry of x with magnitude bits `bits` that comes `rank`-th (from 0) among such entries in
+   * index order, or −1 − (how many there are) when there are not more than `rank`: where a tie at a magnitude
+   * boundary is cut.
+   */
+  magnitudeRankIndex(x: Float32Array, n: number, bits: number, rank: number): number;
+  /**
+   * Keeps, in place, a band of magnitude ranks given by its boundary magnitudes and, for entries equal to a boundary,
+   * an index cut: with b the magnitude bits of x[i] and `at = offset + i` its index in the whole vector, the entry
+   * is kept when (b > low, or b = low and at ≥ lowCut) and (b < high, or b = high and at < highCut); every other
+   * entry is zeroed. low = −1 / high = 2³¹ disable a boundary.
+   */
+  keepMagnitudeBand(x: Float32Array, n: number, offset: number, low: number, lowCut: number, high: number, highCut: number): void;
+  /**
+   * TIES sign election and disjoint mean over k task vectors, row j (model j's, already trimmed) at
+   * `deltas[j·stride, j·stride + n)`, with weights `w` [k], in double per entry: vote = Σⱼ wⱼδⱼ (`byCount`:
+   * Σⱼ sign(wⱼδⱼ)); the elected sign is + when vote ≥ 0; acc and agree are the sums of the wⱼδⱼ of that sign (zeros
+   * never agree) and of their wⱼ; `out[i] = base[i] + lambda·acc / (normalize && agree ≠ 0 ? agree : 1)`. `out` may
+   * be `base`.
    */
   tiesCombine(
     deltas: Float32Array,
     k: number,
     n: number,
+    stride: number,
     w: Float32Array,
     base: Float32Array,
     out: Float32Array,

@@ -34,7 +34,7 @@ const KERNEL_FUNCTIONS = [
   'loraGather',
   'svd', 'solve',
   'adamw', 'sgd',
-  'castF32ToF16', 'scaleAdd', 'magnitudeHistogram', 'keepMagnitudeBand', 'tiesCombine',
+  'castF32ToF16', 'scaleAdd', 'magnitudeHistogram', 'taskVector', 'magnitudeBracket', 'magnitudeRankIndex', 'keepMagnitudeBand', 'tiesCombine',
   'benchRawGemm',
 ] as const satisfies readonly Exclude<keyof NativeKernels, 'name'>[];
 

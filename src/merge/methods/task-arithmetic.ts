@@ -52,7 +52,7 @@ export function combineTaskVectors(
   const k = deltas.length;
   const w = opts.weights ?? deltas.map(() => 1);
   if (w.length !== k) throw new Error(`combineTaskVectors: ${k} task vectors but ${w.length} weights`);
-  const combine = packedCombiner(Float32Array.from(w), opts);
+  const combine = rowCombiner(Float32Array.from(w), opts);
   // The deltas are packed chunk by chunk into the [k, chunk] layout the kernel reads.
   const chunk = Math.min(n, COMBINE_CHUNK);
   const packed = new Float32Array(k * chunk);
@@ -60,7 +60,7 @@ export function combineTaskVectors(
     const len = Math.min(chunk, n - s);
     const rows = packed.subarray(0, k * len);
     deltas.forEach((d, j) => rows.set(d.subarray(s, s + len), j * len));
-    combine(base.subarray(s, s + len), rows, out.subarray(s, s + len));
+    combine(base.subarray(s, s + len), rows, len, out.subarray(s, s + len));
   }
   return out;
 }
@@ -68,19 +68,19 @@ export function combineTaskVectors(
 const COMBINE_CHUNK = 1 << 18;
 
 /**
- * {@link combineTaskVectors} on one range: `combine(base, deltas, out)` with the range's task vectors packed as
- * rows of `deltas` [k, len] (they may be overwritten); `out` may be `base`.
+ * {@link combineTaskVectors} on one range: `combine(base, deltas, stride, out)` with the range's task vectors as
+ * rows of `deltas`, row j at [j·stride, j·stride + len) for len = base.length; `out` may be `base`.
  */
-export function packedCombiner(w: Float32Array, opts: CombineOptions): (base: Float32Array, deltas: Float32Array, out: Float32Array) => void {
+export function rowCombiner(w: Float32Array, opts: CombineOptions): (base: Float32Array, deltas: Float32Array, stride: number, out: Float32Array) => void {
   const k = w.length, lambda = opts.lambda ?? 1, normalize = opts.normalize ?? false, consensus = opts.consensus ?? null;
   const total = w.reduce((a, x) => a + x, 0);
   const scale = lambda / (normalize && Math.abs(total) >= 1e-8 ? total : 1);
-  return (base, deltas, out) => {
+  return (base, deltas, stride, out) => {
     const len = base.length;
-    if (consensus !== null) return backend().tiesCombine(deltas, k, len, w, base, out, lambda, normalize, consensus === 'count');
+    if (consensus !== null) return backend().tiesCombine(deltas, k, len, stride, w, base, out, lambda, normalize, consensus === 'count');
     // A plain weighted sum: out = base + Σ scale·wⱼ·τⱼ.
     if (out !== base) out.set(base);
-    for (let j = 0; j < k; j++) backend().scaleAdd(CastDType.F32, deltas.subarray(j * len, (j + 1) * len), out, len, scale * w[j], 1);
+    for (let j = 0; j < k; j++) backend().scaleAdd(CastDType.F32, deltas.subarray(j * stride, j * stride + len), out, len, scale * w[j], 1);
   };
 }
 

@@ -1,6 +1,6 @@
 /**
- * Merging: f32 → f16 casts, weighted sums reading checkpoint dtypes, magnitude histograms and bands (trimming by
- * magnitude rank), and the fused TIES sign election + disjoint mean.
+ * Merging: f32 → f16 casts, weighted sums and task vectors reading checkpoint dtypes, magnitude histograms, rank
+ * lookups and bands (trimming by magnitude rank), and the fused TIES sign election + disjoint mean.
  */
 import { CastDType, type U16 } from '../kernels.js';
 import { castBF16ToF32, castF16ToF32 } from './copy.js';
@@ -30,17 +30,45 @@ export function castF32ToF16(src: Float32Array, dst: U16, n: number): void {
   for (let i = 0; i < n; i++) dst[i] = ((u[i] >>> 16) & 0x8000) | f16FromMagnitudeBits(u[i] & 0x7fffffff);
 }
 
+/** The first n entries of `x` read as `dtype`, in f32 (`x` itself when it is f32). */
+function asF32(name: string, dtype: CastDType, x: Float32Array | U16, n: number): Float32Array {
+  if (dtype === CastDType.F32) return x as Float32Array;
+  if (dtype !== CastDType.BF16 && dtype !== CastDType.F16) throw new Error(`${name}: dtype must be 0 (F32), 1 (BF16) or 2 (F16), got ${dtype}`);
+  const v = new Float32Array(n);
+  (dtype === CastDType.BF16 ? castBF16ToF32 : castF16ToF32)(x as U16, v, n);
+  return v;
+}
+
 /** `y[i] = beta·y[i] + alpha·x[i]` for i < n, `x` read as `dtype`; beta = 0 overwrites y without reading it. */
 export function scaleAdd(dtype: CastDType, x: Float32Array | U16, y: Float32Array, n: number, alpha: number, beta: number): void {
-  let v: Float32Array;
-  if (dtype === CastDType.F32) v = x as Float32Array;
-  else if (dtype === CastDType.BF16 || dtype === CastDType.F16) {
-    v = new Float32Array(n);
-    (dtype === CastDType.BF16 ? castBF16ToF32 : castF16ToF32)(x as U16, v, n);
-  } else throw new Error(`scaleAdd: dtype must be 0 (F32), 1 (BF16) or 2 (F16), got ${dtype}`);
+  const v = asF32('scaleAdd', dtype, x, n);
   // Math.fround keeps every step in f32, as the native kernel computes.
   const a = Math.fround(alpha), b = Math.fround(beta);
   for (let i = 0; i < n; i++) y[i] = b === 0 ? a * v[i] : Math.fround(b * y[i]) + Math.fround(a * v[i]);
+}
+
+/** Magnitude bits (the f32 bit pattern with the sign cleared, which orders like |x|) of the first n entries of x. */
+const magnitudes = (x: Float32Array, n: number) => new Uint32Array(x.buffer, x.byteOffset, n);
+
+/** `out[i] = x[i] − base[i]`, each read as its dtype. */
+export function taskVector(xDtype: CastDType, x: Float32Array | U16, baseDtype: CastDType, base: Float32Array | U16, out: Float32Array, n: number): void {
+  const xv = asF32('taskVector', xDtype, x, n), bv = asF32('taskVector', baseDtype, base, n);
+  for (let i = 0; i < n; i++) out[i] = xv[i] - bv[i];
+}
+
+/** Counts magnitude bits b < lo, = lo, in (lo, hi) and = hi > lo into `counts`, appending the third kind to `list` from counts[2] while it fits. */
+export function magnitudeBracket(x: Float32Array, n: number, lo: number, hi: number, list: Int32Array, counts: Float64Array): void {
+  if (!(lo <= hi && hi < 2 ** 31)) throw new Error(`magnitudeBracket: need lo ≤ hi < 2³¹, got ${lo}, ${hi}`);
+  const u = magnitudes(x, n);
+  for (let i = 0; i < n; i++) {
+    const b = u[i] & 0x7fffffff;
+    if (b < lo) counts[0]++;
+    else if (b === lo) counts[1]++;
+    else if (b < hi) {
+      if (counts[2] < list.length) list[counts[2]] = b;
+      counts[2]++;
+    } else if (b === hi) counts[3]++;
+  }
 }
 
 /**
@@ -49,7 +77,7 @@ export function scaleAdd(dtype: CastDType, x: Float32Array | U16, y: Float32Arra
  */
 export function magnitudeHistogram(x: Float32Array, n: number, hist: Int32Array, bins: number, shift: number, matchShift: number, match: number): void {
   if (!(bins > 0 && bins <= 65536 && (bins & (bins - 1)) === 0)) throw new Error(`magnitudeHistogram: bins must be a power of two ≤ 65536, got ${bins}`);
-  const u = new Uint32Array(x.buffer, x.byteOffset, n);
+  const u = magnitudes(x, n);
   const mask = bins - 1;
   // Shifts by 31 of a 31-bit magnitude are 0; `>>>` takes its count mod 32, so it is written out.
   for (let i = 0; i < n; i++) {
@@ -58,27 +86,28 @@ export function magnitudeHistogram(x: Float32Array, n: number, hist: Int32Array,
   }
 }
 
+/** The index of the `rank`-th (from 0) entry with magnitude bits `bits`, or −1 − their count when there are no more. */
+export function magnitudeRankIndex(x: Float32Array, n: number, bits: number, rank: number): number {
+  const u = magnitudes(x, n);
+  let seen = 0;
+  for (let i = 0; i < n; i++) if ((u[i] & 0x7fffffff) === bits && seen++ === rank) return i;
+  return -1 - seen;
+}
+
 /**
- * Zeroes the entries outside a magnitude band, in place: kept when low < b < high; b = low is kept once `seen[0]`
- * (such entries before it, plus the value passed) ≥ lowSkip, b = high while `seen[1]` < highTake; `seen` is
- * advanced by this call's boundary entries.
+ * Zeroes the entries outside a magnitude band, in place: with `at = offset + i`, kept when (b > low, or b = low and
+ * at ≥ lowCut) and (b < high, or b = high and at < highCut).
  */
-export function keepMagnitudeBand(x: Float32Array, n: number, low: number, lowSkip: number, high: number, highTake: number, seen: Int32Array): void {
-  const u = new Uint32Array(x.buffer, x.byteOffset, n);
+export function keepMagnitudeBand(x: Float32Array, n: number, offset: number, low: number, lowCut: number, high: number, highCut: number): void {
+  const u = magnitudes(x, n);
   for (let i = 0; i < n; i++) {
-    const b = u[i] & 0x7fffffff;
-    let keep = b > low && b < high;
-    if (b === low || b === high) {
-      keep = (b !== low || seen[0] >= lowSkip) && (b !== high || seen[1] < highTake);
-      if (b === low) seen[0]++;
-      if (b === high) seen[1]++;
-    }
-    if (!keep) x[i] = 0;
+    const b = u[i] & 0x7fffffff, at = offset + i;
+    if (!((b > low || (b === low && at >= lowCut)) && (b < high || (b === high && at < highCut)))) x[i] = 0;
   }
 }
 
 /**
- * TIES over k task vectors `deltas` [k, n]: per entry, vote = Σ wⱼδⱼ (or Σ sign(wⱼδⱼ) when `byCount`), sign + when
+ * TIES over k task vectors, row j at `deltas[j·stride, j·stride + n)`: per entry, vote = Σ wⱼδⱼ (or Σ sign(wⱼδⱼ) when `byCount`), sign + when
  * vote ≥ 0; `out[i] = base[i] + lambda·acc / (normalize && agree ≠ 0 ? agree : 1)` with acc, agree the sums of the
  * wⱼδⱼ and wⱼ that have the elected sign (in double).
  */
@@ -86,6 +115,7 @@ export function tiesCombine(
   deltas: Float32Array,
   k: number,
   n: number,
+  stride: number,
   w: Float32Array,
   base: Float32Array,
   out: Float32Array,
@@ -96,12 +126,12 @@ export function tiesCombine(
   for (let i = 0; i < n; i++) {
     let vote = 0;
     for (let j = 0; j < k; j++) {
-      const v = w[j] * deltas[j * n + i];
+      const v = w[j] * deltas[j * stride + i];
       vote += byCount ? Math.sign(v) : v;
     }
     let acc = 0, agree = 0;
     for (let j = 0; j < k; j++) {
-      const v = w[j] * deltas[j * n + i];
+      const v = w[j] * deltas[j * stride + i];
       if (vote >= 0 ? v > 0 : v < 0) {
         acc += v;
         agree += w[j];

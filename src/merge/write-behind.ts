@@ -1,0 +1,131 @@
+/**
+ * Write-behind for checkpoints being written: a worker thread performs the positional writes and the fsync-close-
+ * rename of each finished file, in the order they were queued, while the caller goes on computing. The caller copies
+ * each write into one of a few shared slots and returns (it waits only when every slot is still being written), so a
+ * merge computes its next range while the kernel copies the last one into the page cache and flushes shards to disk.
+ * The API stays synchronous: {@link WriteBehind.drain} blocks until everything queued is done and throws the first
+ * error the worker met.
+ */
+import { MessageChannel, receiveMessageOnPort, Worker, type MessagePort } from 'node:worker_threads';
+
+// Plain CommonJS run with `eval`, so the worker needs no TypeScript loader. The worker opens, writes and closes the
+// files itself (a file descriptor belongs to the thread that opened it). state[0]: jobs finished; state[1]: 1 once a
+// job failed (later writes and closes are skipped, the error goes to \`errors\`).
+const WORKER = `
+const { workerData } = require('node:worker_threads');
+const fs = require('node:fs');
+const { ring, slotBytes, state, jobs, errors } = workerData;
+const bytes = new Uint8Array(ring);
+const st = new Int32Array(state);
+const fds = new Map();
+jobs.on('message', (job) => {
+  try {
+    if (job.kind === 'stop') {
+      for (const fd of fds.values()) fs.closeSync(fd);
+      fds.clear();
+    } else if (!Atomics.load(st, 1)) {
+      if (!fds.has(job.file)) fds.set(job.file, fs.openSync(job.file, 'w'));
+      const fd = fds.get(job.file);
+      if (job.kind === 'write') {
+        for (let done = 0; done < job.length; ) done += fs.writeSync(fd, bytes, job.slot * slotBytes + done, job.length - done, job.position + done);
+      } else {
+        fds.delete(job.file);
+        fs.fsyncSync(fd);
+        fs.closeSync(fd);
+        fs.renameSync(job.file, job.to);
+      }
+    }
+  } catch (e) {
+    Atomics.store(st, 1, 1);
+    errors.postMessage(e && e.message ? e.message : String(e));
+  }
+  Atomics.add(st, 0, 1);
+  Atomics.notify(st, 0);
+});
+`;
+
+/** Writes, fsyncs and renames on a worker thread; see the module comment. */
+export class WriteBehind {
+  private readonly state = new Int32Array(new SharedArrayBuffer(8));
+  private readonly ring: Uint8Array;
+  /** The job that last used each slot (−1: none), so a slot is reused only once that job is done. */
+  private readonly slotJob: number[];
+  private readonly worker: Worker;
+  private readonly jobs: MessagePort;
+  private readonly errors: MessagePort;
+  private submitted = 0;
+  private nextSlot = 0;
+  private failure: Error | null = null;
+
+  constructor(readonly slots = 4, readonly slotBytes = 8 << 20) {
+    this.ring = new Uint8Array(new SharedArrayBuffer(slots * slotBytes));
+    this.slotJob = new Array<number>(slots).fill(-1);
+    const jobs = new MessageChannel(), errors = new MessageChannel();
+    this.jobs = jobs.port1;
+    this.errors = errors.port1;
+    this.worker = new Worker(WORKER, {
+      eval: true,
+      execArgv: [],
+      workerData: { ring: this.ring.buffer, slotBytes, state: this.state.buffer, jobs: jobs.port2, errors: errors.port2 },
+      transferList: [jobs.port2, errors.port2],
+    });
+    this.worker.unref();
+    this.jobs.unref();
+    this.errors.unref();
+  }
+
+  /** Queues writing `bytes` at byte `position` of `file` (created, or truncated, by its first write; the bytes are copied before this returns). */
+  write(file: string, bytes: Uint8Array, position: number): void {
+    for (let off = 0; off < bytes.length; off += this.slotBytes) {
+      const length = Math.min(this.slotBytes, bytes.length - off);
+      const slot = this.nextSlot;
+      this.nextSlot = (slot + 1) % this.slots;
+      this.waitFor(this.slotJob[slot] + 1);
+      this.ring.set(bytes.subarray(off, off + length), slot * this.slotBytes);
+      this.slotJob[slot] = this.submitted;
+      this.post({ kind: 'write', file, slot, length, position: position + off });
+    }
+  }
+
+  /** Queues fsync and close of `file` (after its writes; created empty if it had none), then renaming it to `to`. */
+  close(file: string, to: string): void {
+    this.post({ kind: 'close', file, to });
+  }
+
+  /** Blocks until every queued job is done; throws the worker's first error, if any. */
+  drain(): void {
+    this.waitFor(this.submitted);
+  }
+
+  /** Closes the files still open (after {@link drain}, none; after an error, the abandoned ones) and ends the worker. */
+  stop(): void {
+    this.jobs.postMessage({ kind: 'stop' });
+    const all = ++this.submitted;
+    for (let done; (done = Atomics.load(this.state, 0)) < all; ) Atomics.wait(this.state, 0, done);
+    void this.worker.terminate();
+    this.jobs.close();
+    this.errors.close();
+  }
+
+  private post(job: object): void {
+    this.check();
+    this.jobs.postMessage(job);
+    this.submitted++;
+  }
+
+  /** Waits until `jobs` jobs have finished. */
+  private waitFor(jobs: number): void {
+    for (let done; (done = Atomics.load(this.state, 0)) < jobs; ) Atomics.wait(this.state, 0, done);
+    this.check();
+  }
+
+  private check(): void {
+    if (this.failure === null && Atomics.load(this.state, 1) === 1) {
+      // The worker sets the flag before it posts the message: wait for the message to arrive.
+      let m;
+      while (!(m = receiveMessageOnPort(this.errors))) Atomics.wait(this.state, 1, 1, 1);
+      this.failure = new Error(`writing the checkpoint failed: ${m.message as string}`);
+    }
+    if (this.failure) throw this.failure;
+  }
+}
