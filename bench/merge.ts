@@ -3,7 +3,9 @@
  * llama-shaped, sharded), measures the disk's sequential read speed with the page cache dropped, then runs a
  * linear merge (2 models) and a TIES merge (base + 2 models), each in a fresh process with a cold page cache, and
  * reports GB/s of checkpoint bytes read against the disk speed (goal ≥ 80%) and the peak RSS against 3× the
- * largest tensor (in f32, the unit merges compute in) plus one output shard.
+ * largest tensor (in f32, the unit merges compute in) plus one output shard. Since one disk both reads the inputs
+ * and writes the output (fsync'd), it also prints the ceiling that sets: bytes read / (read time + write time at the
+ * measured speeds).
  *
  * Run: `npm run bench:merge` (or `node --import tsx bench/merge.ts [--layers N] [--dir DIR]`). Dropping the page
  * cache needs root; without it the numbers are for cached reads and say so.
@@ -134,17 +136,20 @@ function main(): void {
   console.log(`disk sequential read (${cold ? 'page cache dropped' : 'CACHED — not root, cannot drop caches'}): ${disk.toFixed(2)} GB/s`);
   const write = writeSpeed(root);
   console.log(`disk sequential write (fsync'd): ${write.toFixed(2)} GB/s — every merge writes one checkpoint (${(dirSize(join(root, 'base')) / 1e9).toFixed(2)} GB), ${(dirSize(join(root, 'base')) / 1e9 / write).toFixed(2)} s of it`);
-  console.log('| merge | inputs | GB read | seconds | GB/s | vs disk | peak RSS | 3×largest(f32)+shard | within |');
-  console.log('|---|---|---|---|---|---|---|---|---|');
+  console.log('| merge | inputs | GB read | seconds | GB/s | vs disk | disk ceiling | peak RSS | 3×largest(f32)+shard | within |');
+  console.log('|---|---|---|---|---|---|---|---|---|---|');
   for (const method of ['linear', 'ties']) {
     dropCaches();
     const r = spawnSync(process.execPath, ['--import', 'tsx', fileURLToPath(import.meta.url), '--child', method, root], { encoding: 'utf8' });
     if (r.status !== 0) throw new Error(`${method} merge failed:\n${r.stderr}`);
-    const rep = JSON.parse(r.stdout.trim().split('\n').pop()!) as { bytesRead: number; seconds: number; peakRssBytes: number };
+    const rep = JSON.parse(r.stdout.trim().split('\n').pop()!) as { bytesRead: number; bytesWritten: number; seconds: number; peakRssBytes: number };
     const gbps = rep.bytesRead / 1e9 / rep.seconds;
     const bound = 3 * largestF32 + SHARD_BYTES;
+    // The most a merge can reach when the disk reads the inputs and writes the (fsync'd) output one after the other.
+    const ceiling = rep.bytesRead / (rep.bytesRead / disk + rep.bytesWritten / write);
     console.log(
       `| ${method} | ${method === 'linear' ? 'a, b' : 'base, a, b'} | ${(rep.bytesRead / 1e9).toFixed(2)} | ${rep.seconds.toFixed(2)} | ${gbps.toFixed(2)} | ${((100 * gbps) / disk).toFixed(0)}% | ` +
+        `${ceiling.toFixed(2)} GB/s (${((100 * ceiling) / disk).toFixed(0)}%) | ` +
         `${(rep.peakRssBytes / 1e9).toFixed(2)} GB | ${(bound / 1e9).toFixed(2)} GB | ${rep.peakRssBytes <= bound ? 'yes' : 'no'} |`,
     );
   }
