@@ -77,7 +77,6 @@ function sampleMagnitudes(scan: VectorScan, n: number, vectors: number): Uint32A
  * over histograms instead (two passes).
  */
 function locateRanks(scan: VectorScan, n: number, wanted: readonly (readonly (number | null)[])[]): (RankedMagnitude | null)[][] {
-  if (wanted.every((w) => w.every((r) => r === null))) return wanted.map((w) => w.map(() => null));
   const samples = sampleMagnitudes(scan, n, wanted.length);
   const brackets = wanted.map((w, v) => w.map((rank) => (rank === null ? null : bracket(samples[v], n, rank))));
   scan((chunks) => brackets.forEach((bs, v) => bs.forEach((b) => b && backend().magnitudeBracket(chunks[v], chunks[v].length, b.lo, b.hi, b.list, b.counts))));

@@ -3,8 +3,8 @@
  * the shard layout and every header are fixed up front and each tensor is written at its final offset the moment
  * it is produced. Nothing is buffered: memory is one tensor (plus the write-behind's slots), whatever the shard
  * size. Each shard is written to a temporary file and renamed into place once all its tensors are in; the index
- * (when there are several shards) is written last. One shard is saved as `model.safetensors`, several as `model-0000i-of-0000N.safetensors` plus
- * `model.safetensors.index.json`, as transformers does.
+ * (when there are several shards) is written last. One shard is saved as `model.safetensors`, several as
+ * `model-0000i-of-0000N.safetensors` plus `model.safetensors.index.json`, as transformers does.
  */
 import { closeSync, fsyncSync, mkdirSync, openSync, renameSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';

@@ -105,8 +105,9 @@ export interface StreamMergeOptions {
   writeBehind?: boolean;
   /**
    * Kernel threads during the merge (default: the backend's, all cores). Linear merges run as fast on one (they are
-   * I/O-bound); TIES / Breadcrumbs spend most of their time in whole-tensor selection passes over task vectors kept in
-   * memory, which two threads run 1.6× faster (bench:merge, 2 cores).
+   * I/O-bound); TIES / Breadcrumbs spend most of their time in whole-tensor passes over task vectors kept in memory,
+   * which two threads ran 1.6× faster on an AVX-512 VM and only 1.05× faster on an AVX2 one whose memory bounds them
+   * (bench:merge, 2 cores).
    */
   threads?: number;
   /** Output dtype of floating tensors (default: the reference checkpoint's dtype, tensor by tensor). */

@@ -74,7 +74,10 @@ export class WriteBehind {
     this.errors.unref();
   }
 
-  /** Queues writing `bytes` at byte `position` of `file` (created, or truncated, by its first write; the bytes are copied before this returns). */
+  /**
+   * Queues writing `bytes` at byte `position` of `file` (created, or truncated, by its first write); the bytes are
+   * copied before this returns.
+   */
   write(file: string, bytes: Uint8Array, position: number): void {
     for (let off = 0; off < bytes.length; off += this.slotBytes) {
       const length = Math.min(this.slotBytes, bytes.length - off);
@@ -100,8 +103,7 @@ export class WriteBehind {
   /** Closes the files still open (after {@link drain}, none; after an error, the abandoned ones) and ends the worker. */
   stop(): void {
     this.jobs.postMessage({ kind: 'stop' });
-    const all = ++this.submitted;
-    for (let done; (done = Atomics.load(this.state, 0)) < all; ) Atomics.wait(this.state, 0, done);
+    this.until(++this.submitted);
     void this.worker.terminate();
     this.jobs.close();
     this.errors.close();
@@ -113,10 +115,15 @@ export class WriteBehind {
     this.submitted++;
   }
 
-  /** Waits until `jobs` jobs have finished. */
+  /** Waits until `jobs` jobs have finished, then throws the worker's error, if any. */
   private waitFor(jobs: number): void {
-    for (let done; (done = Atomics.load(this.state, 0)) < jobs; ) Atomics.wait(this.state, 0, done);
+    this.until(jobs);
     this.check();
+  }
+
+  /** Waits until `jobs` jobs have finished. */
+  private until(jobs: number): void {
+    for (let done; (done = Atomics.load(this.state, 0)) < jobs; ) Atomics.wait(this.state, 0, done);
   }
 
   private check(): void {

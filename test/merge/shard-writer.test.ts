@@ -17,9 +17,18 @@ const SPECS: TensorSpec[] = [
   { name: 'd', dtype: 'F32', shape: [3, 3] },
 ];
 
-test('ShardWriter: write-behind gives the same shards as direct writes, ranges in any order', () => {
-  const root = mkdtempSync(join(tmpdir(), 'peftjs-shards-'));
+/** Runs `body` in a fresh temporary folder, removed afterwards. */
+function inTempDir(body: (dir: string) => void): void {
+  const dir = mkdtempSync(join(tmpdir(), 'peftjs-shards-'));
   try {
+    body(dir);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+test('ShardWriter: write-behind gives the same shards as direct writes, ranges in any order', () =>
+  inTempDir((root) => {
     const rng = new Rng(5);
     const data = new Map(SPECS.map((s) => [s.name, rng.f32(s.shape.reduce((x, y) => x * y, 1)) as Float32Array<ArrayBuffer>]));
     for (const writeBehind of [false, true]) {
@@ -39,14 +48,10 @@ test('ShardWriter: write-behind gives the same shards as direct writes, ranges i
     assert.ok(files.length > 2, 'several shards and an index');
     assert.deepEqual(readdirSync(join(root, 'true')).sort(), files, 'no temporary file is left');
     for (const f of files) assert.deepEqual(readFileSync(join(root, 'true', f)), readFileSync(join(root, 'false', f)), f);
-  } finally {
-    rmSync(root, { recursive: true, force: true });
-  }
-});
+  }));
 
-test('WriteBehind: writes larger than a slot go through reused slots in order; close renames after the writes', () => {
-  const dir = mkdtempSync(join(tmpdir(), 'peftjs-behind-'));
-  try {
+test('WriteBehind: writes larger than a slot go through reused slots in order; close renames after the writes', () =>
+  inTempDir((dir) => {
     const wb = new WriteBehind(2, 16);
     const tmp = join(dir, 'x.tmp'), out = join(dir, 'x.bin');
     const bytes = Uint8Array.from({ length: 203 }, (_, i) => (i * 7) & 255);
@@ -58,14 +63,10 @@ test('WriteBehind: writes larger than a slot go through reused slots in order; c
     wb.stop();
     assert.deepEqual(new Uint8Array(readFileSync(out)), Uint8Array.from({ length: 203 }, (_, i) => (i * 7) & 255));
     assert.deepEqual(readdirSync(dir), ['x.bin']);
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
-});
+  }));
 
-test('WriteBehind: a failed write is reported to the caller with the reason, and stays reported', () => {
-  const dir = mkdtempSync(join(tmpdir(), 'peftjs-behind-'));
-  try {
+test('WriteBehind: a failed write is reported to the caller with the reason, and stays reported', () =>
+  inTempDir((dir) => {
     const wb = new WriteBehind(2, 16);
     const missing = join(dir, 'no-such-folder', 'x.tmp');
     // The failure surfaces in the call that next waits on the worker: a write needing a busy slot, or drain.
@@ -75,7 +76,4 @@ test('WriteBehind: a failed write is reported to the caller with the reason, and
     }, /writing the checkpoint failed: ENOENT/);
     assert.throws(() => wb.drain(), /writing the checkpoint failed: ENOENT/);
     wb.stop();
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
-});
+  }));
