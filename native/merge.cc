@@ -67,41 +67,77 @@ void withDType(const Args& a, int64_t dtype, size_t arg, const char* name, F f) 
   }
 }
 
-// Tiles of entries: per tile, the vote, then the agreeing sums, row by row over the k task vectors, so every inner
-// loop runs over contiguous entries, branch-free, and vectorises.
-template <bool kByCount>
-void tiesTiles(const float* d, int64_t k, int64_t n, int64_t stride, const float* w, const float* base, float* out, double lambda, bool normalize) {
-  constexpr int64_t kTile = 512;
+// A row's magnitude band in the form the tile loop tests without branches: entry i of a tile (at = tile start + i)
+// is kept when (b > low or b = low and i ≥ lowFrom) and (b < high or b = high and i < highTo). Disabled boundaries
+// become ones that keep everything (low 0 from 0, high 2³¹−1 up to the tile's end) and an empty band one that keeps
+// nothing (low 2³¹−1 from past the end).
+struct RowBand {
+  int32_t low, high;
+  int64_t lowCut, highCut;
+};
+
+RowBand rowBand(const double* b) {
+  const double low = b[0], lowCut = b[1], high = b[2], highCut = b[3];
+  constexpr int64_t kAll = INT64_MAX / 2, kTop = 0x7FFFFFFF;
+  RowBand r;
+  if (low < 0) r.low = 0, r.lowCut = -kAll;
+  else if (low > kTop) r.low = kTop, r.lowCut = kAll;
+  else r.low = static_cast<int32_t>(low), r.lowCut = static_cast<int64_t>(lowCut);
+  if (high > kTop) r.high = kTop, r.highCut = kAll;
+  else r.high = static_cast<int32_t>(high), r.highCut = static_cast<int64_t>(highCut);
+  return r;
+}
+
+// Tiles of entries: per tile, each row's masked wⱼδⱼ and the vote, then the agreeing sums, row by row over the k task
+// vectors, so every inner loop runs over contiguous entries, branch-free, and vectorises.
+template <bool kByCount, typename T, typename Cvt>
+void tiesTiles(const float* d, int64_t k, int64_t n, int64_t stride, const float* w, const RowBand* bands, int64_t offset, const T* base, Cvt cvt,
+               float* out, float lambda, bool normalize) {
+  constexpr int32_t kTile = 512;
   const int64_t tiles = (n + kTile - 1) / kTile;
-#pragma omp parallel for if (n >= kParallelMin) schedule(static)
-  for (int64_t t = 0; t < tiles; t++) {
-    const int64_t i0 = t * kTile, m = std::min(kTile, n - i0);
-    double vote[kTile], acc[kTile], agree[kTile];
-    for (int64_t i = 0; i < m; i++) vote[i] = acc[i] = agree[i] = 0;
-    for (int64_t j = 0; j < k; j++) {
-      const float* dj = d + j * stride + i0;
-      const double wj = w[j];
+#pragma omp parallel if (n >= kParallelMin)
+  {
+    std::vector<float> masked(static_cast<size_t>(k) * kTile);
+#pragma omp for schedule(static)
+    for (int64_t t = 0; t < tiles; t++) {
+      const int64_t i0 = t * kTile;
+      const int32_t m = static_cast<int32_t>(std::min<int64_t>(kTile, n - i0));
+      float vote[kTile], acc[kTile], agree[kTile];
+      for (int32_t i = 0; i < m; i++) vote[i] = acc[i] = agree[i] = 0;
+      for (int64_t j = 0; j < k; j++) {
+        const float* dj = d + j * stride + i0;
+        const int32_t* bj = reinterpret_cast<const int32_t*>(dj);
+        float* vj = masked.data() + j * kTile;
+        const float wj = w[j];
+        const RowBand& r = bands[j];
+        const int32_t low = r.low, high = r.high;
+        const int32_t lowFrom = static_cast<int32_t>(std::clamp<int64_t>(r.lowCut - offset - i0, 0, m));
+        const int32_t highTo = static_cast<int32_t>(std::clamp<int64_t>(r.highCut - offset - i0, 0, m));
 #pragma omp simd
-      for (int64_t i = 0; i < m; i++) {
-        const double v = wj * dj[i];
-        vote[i] += kByCount ? static_cast<double>(v > 0) - static_cast<double>(v < 0) : v;
+        for (int32_t i = 0; i < m; i++) {
+          const int32_t b = bj[i] & 0x7FFFFFFF;
+          const bool keep = ((b > low) | ((b == low) & (i >= lowFrom))) & ((b < high) | ((b == high) & (i < highTo)));
+          const float v = keep ? wj * dj[i] : 0.f;
+          vj[i] = v;
+          vote[i] += kByCount ? static_cast<float>(v > 0) - static_cast<float>(v < 0) : v;
+        }
       }
-    }
-    for (int64_t j = 0; j < k; j++) {
-      const float* dj = d + j * stride + i0;
-      const double wj = w[j];
+      for (int64_t j = 0; j < k; j++) {
+        const float* vj = masked.data() + j * kTile;
+        const float wj = w[j];
 #pragma omp simd
-      for (int64_t i = 0; i < m; i++) {
-        const double v = wj * dj[i];
-        const double s = vote[i] >= 0 ? v : -v;  // v times the elected sign; zeros never agree
-        acc[i] += s > 0 ? v : 0.0;
-        agree[i] += s > 0 ? wj : 0.0;
+        for (int32_t i = 0; i < m; i++) {
+          const float v = vj[i];
+          const float s = vote[i] >= 0 ? v : -v;  // v times the elected sign; zeros never agree
+          acc[i] += s > 0 ? v : 0.f;
+          agree[i] += s > 0 ? wj : 0.f;
+        }
       }
-    }
 #pragma omp simd
-    for (int64_t i = 0; i < m; i++) {
-      const double div = normalize && agree[i] != 0 ? agree[i] : 1.0;
-      out[i0 + i] = static_cast<float>(base[i0 + i] + lambda * acc[i] / div);
+      for (int32_t i = 0; i < m; i++) {
+        const float div = normalize && agree[i] != 0 ? agree[i] : 1.f;
+        out[i0 + i] = cvt(base[i0 + i]) + lambda * acc[i] / div;
+      }
     }
   }
 }
@@ -270,15 +306,24 @@ PEFTJS_EXPORT(tiesCombine) {
   const float* d = a.f32(0);
   const int64_t k = sizeArg(a, 1, "k"), n = sizeArg(a, 2, "n"), stride = sizeArg(a, 3, "stride");
   const float* w = a.f32(4);
-  const float* base = a.f32(5);
-  float* out = a.f32(6);
-  const double lambda = a.num(7);
-  const bool normalize = a.flag(8), byCount = a.flag(9);
+  const double* bandArgs = a.f64(5);
+  const int64_t offset = sizeArg(a, 6, "offset");
+  float* out = a.f32(9);
+  const float lambda = static_cast<float>(a.num(10));
+  const bool normalize = a.flag(11), byCount = a.flag(12);
   if (k > 0 && stride < n) a.fail("stride must be ≥ n, got " + std::to_string(stride) + " < " + std::to_string(n));
   need(a, 0, "deltas", k == 0 ? 0 : (k - 1) * stride + n);
   need(a, 4, "w", k);
-  need(a, 5, "base", n);
-  need(a, 6, "out", n);
-  (byCount ? tiesTiles<true> : tiesTiles<false>)(d, k, n, stride, w, base, out, lambda, normalize);
+  const bool banded = a.length(5) > 0;
+  if (banded) need(a, 5, "bands", 4 * k);
+  need(a, 8, "base", n);
+  need(a, 9, "out", n);
+  std::vector<RowBand> bands(static_cast<size_t>(k));
+  const double all[4] = {-1, 0, 2147483648.0, 0};
+  for (int64_t j = 0; j < k; j++) bands[j] = rowBand(banded ? bandArgs + 4 * j : all);
+  withDType(a, a.int64(7), 8, "base", [&](auto base, auto cvt) {
+    if (byCount) tiesTiles<true>(d, k, n, stride, w, bands.data(), offset, base, cvt, out, lambda, normalize);
+    else tiesTiles<false>(d, k, n, stride, w, bands.data(), offset, base, cvt, out, lambda, normalize);
+  });
   return info.Env().Undefined();
 }

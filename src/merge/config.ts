@@ -226,6 +226,8 @@ export interface RunMergeOptions {
   prefetch?: boolean;
   /** Write output shards from a worker thread (default: inputs of 256 MB or more). */
   writeBehind?: boolean;
+  /** Read inputs through memory mappings (default: when the backend can, see StreamMergeOptions.mapInputs). */
+  mapInputs?: boolean;
   /** Kernel threads during the merge (default: all cores, see StreamMergeOptions.threads). */
   threads?: number;
   /** f32 elements a streamed merge may keep between passes over a tensor (default: twice the largest tensor's). */
@@ -284,6 +286,7 @@ export function runMerge(config: MergeConfig, out: string, opts: RunMergeOptions
       chunkElements: opts.chunkElements,
       prefetch: opts.prefetch,
       writeBehind: opts.writeBehind,
+      mapInputs: opts.mapInputs,
       threads: opts.threads,
       onProgress: opts.onProgress,
       merge: (ctx, tensors) => method.merge({ ...params(ctx), tensors }),

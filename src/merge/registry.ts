@@ -12,7 +12,7 @@ import { regmean } from './methods/regmean.js';
 import { slerp } from './methods/slerp.js';
 import { combineTaskVectors, rowCombiner, subtractInPlace, type Consensus } from './methods/task-arithmetic.js';
 import { trimRanks } from './methods/ties.js';
-import { applyBand, keepMagnitudeRanks, magnitudeBands, wholeScan, type MagnitudeBand } from './select.js';
+import { keepMagnitudeRanks, magnitudeBands, wholeScan, type MagnitudeBand } from './select.js';
 import type { InputChunk, RangeMerge, Scratch, TensorContext, TensorScan } from './stream.js';
 
 /** A parameter value after filters and gradients are applied. */
@@ -120,11 +120,8 @@ function taskFamily(sparsify: Sparsify | null, consensus: Consensus | null, norm
       /** The final pass over one range, given where its task vectors are: k rows of stride `stride` from `r`'s start. */
       const finalPass = (rows: (chunks: readonly InputChunk[], offset: number, length: number) => [Float32Array, number], bands: MagnitudeBand[]) =>
         (chunks: readonly InputChunk[], offset: number, out: Float32Array) => {
-          const length = out.length;
-          const [r, stride] = rows(chunks, offset, length);
-          bands.forEach((b, j) => applyBand(r.subarray(j * stride, j * stride + length), b, offset));
-          backend().scaleAdd(chunks[0].dtype, chunks[0].data, out, length, 1, 0);
-          combine(out, r, stride, out);
+          const [r, stride] = rows(chunks, offset, out.length);
+          combine(chunks[0], r, stride, out, bands, offset);
         };
       if (k * n <= scratch.limit) {
         // Task vectors kept as k rows of n, computed in the one pass that reads the models.

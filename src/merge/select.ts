@@ -2,7 +2,7 @@
  * Magnitude ranking without sorting the tensor: the entries ordered by (|x|, index) ascending, and masks that keep a
  * band of those ranks. TIES keeps the top `density` fraction, Breadcrumbs a middle band. Selection works on the IEEE
  * bits of |x| (for non-negative floats the bit patterns order like the values) in linear passes: a sample brackets
- * the wanted rank, one counting pass collects the few percent of entries inside the bracket, and sorting those finds
+ * the wanted rank, one counting pass collects the few percent of entries inside the bracket, and a quickselect over those finds
  * it (as in Floyd and Rivest's SELECT); when the bracket misses, an exact two-level radix select over histograms of
  * the top 15 and the low 16 magnitude bits does (Int32 counting passes, slower). Entries equal in magnitude
  * rank by index (the earlier one lower), so where a band's boundary falls inside such a tie, the rank lookup
@@ -72,7 +72,7 @@ function sampleMagnitudes(scan: VectorScan, n: number, vectors: number): Uint32A
 /**
  * Locates ascending magnitude ranks in the vectors of a scan: `wanted[v]` lists ranks of vector v (null: none).
  * Each rank is first bracketed from a sample (one pass) and counted into the bracket (one more): the entries strictly
- * inside it, a few percent of n, are collected and sorted, and a rank inside a tie at either end needs only the
+ * inside it, a few percent of n, are collected and the rank selected among them (quickselect), and a rank inside a tie at either end needs only the
  * counts. A rank the bracket misses (a 6σ event) or whose bracket overflows its list is found by the exact radix select
  * over histograms instead (two passes).
  */
@@ -114,12 +114,36 @@ function resolveBracket({ rank, lo, hi, list, counts }: Bracket): RankedMagnitud
   const above = below + equal + inside;
   if (rank >= above) return rank < above + top ? { bits: hi, less: above, equal: top } : null;
   if (inside > list.length) return null;
-  const sorted = list.subarray(0, inside).sort();
-  let first = rank - below - equal, last = first;
-  const bits = sorted[first];
-  while (first > 0 && sorted[first - 1] === bits) first--;
-  while (last + 1 < inside && sorted[last + 1] === bits) last++;
-  return { bits, less: below + equal + first, equal: last - first + 1 };
+  const bits = selectRank(list, inside, rank - below - equal);
+  let less = 0, same = 0;
+  for (let i = 0; i < inside; i++) {
+    less += +(list[i] < bits);
+    same += +(list[i] === bits);
+  }
+  return { bits, less: below + equal + less, equal: same };
+}
+
+/** The value of ascending rank r among the first m entries of `a`, which it reorders: Hoare's FIND (expected O(m)). */
+function selectRank(a: Int32Array, m: number, r: number): number {
+  let lo = 0, hi = m - 1;
+  while (lo < hi) {
+    const pivot = a[(lo + hi) >>> 1];
+    let i = lo, j = hi;
+    // Entries equal to the pivot stop both scans and are swapped, so runs of ties split evenly.
+    while (i <= j) {
+      while (a[i] < pivot) i++;
+      while (a[j] > pivot) j--;
+      if (i <= j) {
+        const t = a[i];
+        a[i++] = a[j];
+        a[j--] = t;
+      }
+    }
+    if (r <= j) hi = j;
+    else if (r >= i) lo = i;
+    else return pivot;
+  }
+  return a[r];
 }
 
 /** The exact radix select: ranks of `wanted` located over a top-bits histogram, then a low-bits one of their buckets (two passes). */

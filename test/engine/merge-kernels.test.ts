@@ -175,28 +175,61 @@ test('magnitudeRankIndex and keepMagnitudeBand: native equals reference in chunk
   }
 });
 
-test('tiesCombine: native matches reference (sum and count votes), and a worked entry', () => {
+/** Row j's band of magnitude ranks [lo, hi) of x, in keepMagnitudeBand's form, found by sorting. */
+function bandOf(x: Float32Array, lo: number, hi: number): number[] {
+  const n = x.length;
+  if (lo >= hi) return [2 ** 31, 0, 2 ** 31, 0];
+  const u = new Uint32Array(x.buffer, x.byteOffset, n);
+  const sorted = [...u].map((b) => b & 0x7fffffff).sort((p, q) => p - q);
+  const low = lo > 0 ? sorted[lo] : -1, high = hi < n ? sorted[hi - 1] : 2 ** 31;
+  const cut = (bits: number, rank: number) => reference.magnitudeRankIndex(x, n, bits, rank);
+  const lowCut = low < 0 ? 0 : cut(low, lo - sorted.indexOf(low));
+  const highTake = hi - sorted.indexOf(high), equalHigh = sorted.lastIndexOf(high) + 1 - sorted.indexOf(high);
+  const highCut = high >= 2 ** 31 || highTake >= equalHigh ? n : cut(high, highTake);
+  return [low, lowCut, high, highCut];
+}
+
+test('tiesCombine: native matches reference (sum and count votes, f32 and bf16 bases), bands equal trimming the rows first, and a worked entry', () => {
   for (const n of SIZES) {
     for (const k of [1, 3]) {
-      // Rows 3 entries apart in a longer buffer (stride n + 3), the gaps poisoned.
+      // Rows 3 entries apart in a longer buffer (stride n + 3), the gaps poisoned; quantised, so bands cut through ties.
       const stride = n + 3;
-      const d = rand(k * stride, n + k, -1, 1).map((v, i) => (i % stride >= n ? NaN : i % 5 === 0 ? 0 : v));
+      const d = rand(k * stride, n + k, -1, 1).map((v, i) => (i % stride >= n ? NaN : i % 5 === 0 ? 0 : Math.round(v * 16) / 16));
       const w = Float32Array.from({ length: k }, (_, j) => 0.5 + j);
       const base = rand(n, n + 9);
+      const baseBf16 = new Uint16Array(n);
+      native.castF32ToBF16(base, baseBf16, n);
+      const rows = Array.from({ length: k }, (_, j) => d.subarray(j * stride, j * stride + n));
+      // Row 0 keeps its top half, row 1 a middle band, row 2 nothing.
+      const ranges = [[Math.floor(n / 2), n], [Math.floor(n / 5), Math.floor((3 * n) / 4)], [0, 0]];
+      const bands = Float64Array.from(rows.flatMap((r, j) => bandOf(r, ranges[j][0], ranges[j][1])));
+      const trimmed = d.slice();
+      rows.forEach((_, j) => native.keepMagnitudeBand(trimmed.subarray(j * stride, j * stride + n), n, 0, ...(Array.from(bands.subarray(4 * j, 4 * j + 4)) as [number, number, number, number])));
       for (const [normalize, byCount] of [[true, false], [false, true], [true, true]]) {
-        const a = new Float32Array(n), b = new Float32Array(n);
-        native.tiesCombine(d, k, n, stride, w, base, a, 0.8, normalize, byCount);
-        reference.tiesCombine(d, k, n, stride, w, base, b, 0.8, normalize, byCount);
-        for (let i = 0; i < n; i++) assert.ok(Math.abs(a[i] - b[i]) <= 1e-6 * (1 + Math.abs(b[i])), `k=${k} n=${n} [${i}]: ${a[i]} vs ${b[i]}`);
+        for (const [dtype, b] of [[CastDType.F32, base], [CastDType.BF16, baseBf16]] as const) {
+          const at = (kern: Kernels, deltas: Float32Array, bs: Float64Array) => {
+            // In two ranges: the bands need only each range's offset.
+            const out = new Float32Array(n), cut = Math.floor(n / 3);
+            kern.tiesCombine(deltas, k, cut, stride, w, bs, 0, dtype, b.subarray(0, cut), out.subarray(0, cut), 0.8, normalize, byCount);
+            kern.tiesCombine(deltas.subarray(cut), k, n - cut, stride, w, bs, cut, dtype, b.subarray(cut), out.subarray(cut), 0.8, normalize, byCount);
+            return out;
+          };
+          const label = `k=${k} n=${n} dtype=${dtype} normalize=${normalize} byCount=${byCount}`;
+          const mine = at(native, d, bands), ref = at(reference, d, bands);
+          for (let i = 0; i < n; i++) assert.ok(Math.abs(mine[i] - ref[i]) <= 1e-6 * (1 + Math.abs(ref[i])), `${label} [${i}]: ${mine[i]} vs ${ref[i]}`);
+          assert.deepEqual(mine, at(native, trimmed, new Float64Array(0)), `${label}: banded = trimmed rows`);
+        }
       }
     }
   }
   for (const kern of [native, reference]) {
-    const out = new Float32Array(2);
+    const out = new Float32Array(2), none = new Float64Array(0);
+    const worked = (byCount: boolean) =>
+      kern.tiesCombine(new Float32Array([3, 4, -2, -1, -2, -1]), 3, 2, 2, new Float32Array([1, 1, 1]), none, 0, CastDType.F32, new Float32Array([10, 10]), out, 1, true, byCount);
     // Entry 0: 3, −2, −2 → sum −1 elects −, disjoint mean −2. Entry 1: 4, −1, −1 → sum 2 elects +, mean 4; by count −.
-    kern.tiesCombine(new Float32Array([3, 4, -2, -1, -2, -1]), 3, 2, 2, new Float32Array([1, 1, 1]), new Float32Array([10, 10]), out, 1, true, false);
+    worked(false);
     assert.deepEqual([...out], [8, 14], kern.name);
-    kern.tiesCombine(new Float32Array([3, 4, -2, -1, -2, -1]), 3, 2, 2, new Float32Array([1, 1, 1]), new Float32Array([10, 10]), out, 1, true, true);
+    worked(true);
     assert.deepEqual([...out], [8, 9], `${kern.name} by count`);
   }
 });

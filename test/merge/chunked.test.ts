@@ -82,12 +82,12 @@ for (const dtype of ['BF16', 'F16'] as const) {
   });
 }
 
-test('the read-ahead and write-behind workers do not change the result', () => {
+test('the read-ahead and write-behind workers and mapped inputs do not change the result', () => {
   const a = join(tmp, 'a-BF16'), c = join(tmp, 'c-BF16'), base = join(tmp, 'base-BF16');
   const yaml = `merge_method: ties\nbase_model: ${base}\nmodels:\n  - {model: ${a}, parameters: {weight: 1, density: 0.5}}\n  - {model: ${c}, parameters: {weight: 1, density: 0.5}}\n`;
-  const outs = [true, false].map((workers) => {
-    const out = join(tmp, `workers-${workers}`);
-    runMerge(parseMergeConfig(yaml), out, { prefetch: workers, writeBehind: workers, chunkElements: 7 });
+  const outs = [true, false].map((on) => {
+    const out = join(tmp, `workers-${on}`);
+    runMerge(parseMergeConfig(yaml), out, { prefetch: on, writeBehind: on, mapInputs: on, chunkElements: 7 });
     return readAll(out);
   });
   assert.deepEqual(outs[0], outs[1]);

@@ -6,7 +6,7 @@
  * load, peftjs says so once on stderr and uses `reference`.
  */
 import type { Kernels } from './kernels.js';
-import { loadNative } from './native.js';
+import { loadNative, type NativeKernels } from './native.js';
 import { reference } from './reference/index.js';
 
 export type BackendName = 'native' | 'reference';
@@ -32,6 +32,12 @@ export function backend(): Kernels {
     return (current = reference);
   }
   return (current = n);
+}
+
+/** File mapping (the native addon's mapFile / unmapFile) when the current backend is native, else null. */
+export function fileMapping(): Pick<NativeKernels, 'mapFile' | 'unmapFile'> | null {
+  const b = backend();
+  return b.name === 'native' ? (b as NativeKernels) : null;
 }
 
 /** Whether the native addon loads on this machine. */

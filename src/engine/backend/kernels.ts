@@ -412,11 +412,13 @@ export interface Kernels {
    */
   keepMagnitudeBand(x: Float32Array, n: number, offset: number, low: number, lowCut: number, high: number, highCut: number): void;
   /**
-   * TIES sign election and disjoint mean over k task vectors, row j (model j's, already trimmed) at
-   * `deltas[j·stride, j·stride + n)`, with weights `w` [k], in double per entry: vote = Σⱼ wⱼδⱼ (`byCount`:
-   * Σⱼ sign(wⱼδⱼ)); the elected sign is + when vote ≥ 0; acc and agree are the sums of the wⱼδⱼ of that sign (zeros
-   * never agree) and of their wⱼ; `out[i] = base[i] + lambda·acc / (normalize && agree ≠ 0 ? agree : 1)`. `out` may
-   * be `base`.
+   * TIES sign election and disjoint mean over k task vectors, row j (model j's) at `deltas[j·stride, j·stride + n)`,
+   * with weights `w` [k], each row first trimmed to a band of magnitudes: `bands` holds [low, lowCut, high, highCut]
+   * per row as {@link keepMagnitudeBand} takes them (with `offset` the index of entry 0 in the whole vector), an entry
+   * outside its row's band counting as 0; an empty `bands` keeps every entry. Per entry, in f32: vⱼ = wⱼδⱼ,
+   * vote = Σⱼ vⱼ (`byCount`: Σⱼ sign vⱼ), the elected sign is + when vote ≥ 0, acc and agree are the sums of the vⱼ of
+   * that sign (zeros never agree) and of their wⱼ, and `out[i] = base[i] + lambda·acc / (normalize && agree ≠ 0 ?
+   * agree : 1)` with base read as `baseDtype`. `out` may be `base`.
    */
   tiesCombine(
     deltas: Float32Array,
@@ -424,7 +426,10 @@ export interface Kernels {
     n: number,
     stride: number,
     w: Float32Array,
-    base: Float32Array,
+    bands: Float64Array,
+    offset: number,
+    baseDtype: CastDType,
+    base: Float32Array | U16,
     out: Float32Array,
     lambda: number,
     normalize: boolean,

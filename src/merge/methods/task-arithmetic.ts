@@ -6,6 +6,7 @@
  */
 import { backend } from '../../engine/index.js';
 import { CastDType } from '../../engine/backend/kernels.js';
+import { applyBand, type MagnitudeBand } from '../select.js';
 import { checkSameLength } from './linear.js';
 
 /** How to elect the sign of each entry (TIES "elect"): by the sign of Σ wᵢτᵢ (`sum`, the paper's) or by majority count. */
@@ -60,26 +61,41 @@ export function combineTaskVectors(
     const len = Math.min(chunk, n - s);
     const rows = packed.subarray(0, k * len);
     deltas.forEach((d, j) => rows.set(d.subarray(s, s + len), j * len));
-    combine(base.subarray(s, s + len), rows, len, out.subarray(s, s + len));
+    combine({ data: base.subarray(s, s + len), dtype: CastDType.F32 }, rows, len, out.subarray(s, s + len));
   }
   return out;
 }
 
 const COMBINE_CHUNK = 1 << 18;
 
+/** A range of the base as its checkpoint stores it. */
+export interface BaseRange {
+  data: Float32Array | Uint16Array;
+  dtype: CastDType;
+}
+
 /**
- * {@link combineTaskVectors} on one range: `combine(base, deltas, stride, out)` with the range's task vectors as
- * rows of `deltas`, row j at [j·stride, j·stride + len) for len = base.length; `out` may be `base`.
+ * {@link combineTaskVectors} on one range: `combine(base, deltas, stride, out, bands, offset)` with the range's task
+ * vectors as rows of `deltas`, row j at [j·stride, j·stride + len) for len = out.length, each trimmed to its magnitude
+ * band in `bands` (none: kept whole; `offset` is the range's index in the whole tensor). With a consensus the TIES
+ * kernel applies the bands as it reads; without one they zero the rows in place. `out` may be the base's data.
  */
-export function rowCombiner(w: Float32Array, opts: CombineOptions): (base: Float32Array, deltas: Float32Array, stride: number, out: Float32Array) => void {
+export function rowCombiner(
+  w: Float32Array,
+  opts: CombineOptions,
+): (base: BaseRange, deltas: Float32Array, stride: number, out: Float32Array, bands?: readonly MagnitudeBand[], offset?: number) => void {
   const k = w.length, lambda = opts.lambda ?? 1, normalize = opts.normalize ?? false, consensus = opts.consensus ?? null;
   const total = w.reduce((a, x) => a + x, 0);
   const scale = lambda / (normalize && Math.abs(total) >= 1e-8 ? total : 1);
-  return (base, deltas, stride, out) => {
-    const len = base.length;
-    if (consensus !== null) return backend().tiesCombine(deltas, k, len, stride, w, base, out, lambda, normalize, consensus === 'count');
+  return (base, deltas, stride, out, bands = [], offset = 0) => {
+    const len = out.length;
+    if (consensus !== null) {
+      const packed = Float64Array.from(bands.flatMap((b) => [b.low, b.lowCut, b.high, b.highCut]));
+      return backend().tiesCombine(deltas, k, len, stride, w, packed, offset, base.dtype, base.data, out, lambda, normalize, consensus === 'count');
+    }
     // A plain weighted sum: out = base + Σ scale·wⱼ·τⱼ.
-    if (out !== base) out.set(base);
+    bands.forEach((b, j) => applyBand(deltas.subarray(j * stride, j * stride + len), b, offset));
+    backend().scaleAdd(base.dtype, base.data, out, len, 1, 0);
     for (let j = 0; j < k; j++) backend().scaleAdd(CastDType.F32, deltas.subarray(j * stride, j * stride + len), out, len, scale * w[j], 1);
   };
 }

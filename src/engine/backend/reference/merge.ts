@@ -101,15 +101,23 @@ export function magnitudeRankIndex(x: Float32Array, n: number, bits: number, ran
 export function keepMagnitudeBand(x: Float32Array, n: number, offset: number, low: number, lowCut: number, high: number, highCut: number): void {
   const u = magnitudes(x, n);
   for (let i = 0; i < n; i++) {
-    const b = u[i] & 0x7fffffff, at = offset + i;
-    if (!((b > low || (b === low && at >= lowCut)) && (b < high || (b === high && at < highCut)))) x[i] = 0;
+    if (!inBand(u[i] & 0x7fffffff, offset + i, low, lowCut, high, highCut)) x[i] = 0;
   }
 }
 
 /**
- * TIES over k task vectors, row j at `deltas[j·stride, j·stride + n)`: per entry, vote = Σ wⱼδⱼ (or Σ sign(wⱼδⱼ) when `byCount`), sign + when
- * vote ≥ 0; `out[i] = base[i] + lambda·acc / (normalize && agree ≠ 0 ? agree : 1)` with acc, agree the sums of the
- * wⱼδⱼ and wⱼ that have the elected sign (in double).
+ * Whether entry `at` of a vector, with magnitude bits b, lies in the band [low, lowCut, high, highCut] (as
+ * {@link keepMagnitudeBand} keeps it).
+ */
+function inBand(b: number, at: number, low: number, lowCut: number, high: number, highCut: number): boolean {
+  return (b > low || (b === low && at >= lowCut)) && (b < high || (b === high && at < highCut));
+}
+
+/**
+ * TIES over k task vectors, row j at `deltas[j·stride, j·stride + n)`, each trimmed to its band of `bands` (4 numbers
+ * per row, or empty: keep all), in f32: vⱼ = wⱼδⱼ, vote = Σ vⱼ (or Σ sign vⱼ when `byCount`), sign + when vote ≥ 0;
+ * `out[i] = base[i] + lambda·acc / (normalize && agree ≠ 0 ? agree : 1)` with acc, agree the sums of the vⱼ and wⱼ
+ * that have the elected sign.
  */
 export function tiesCombine(
   deltas: Float32Array,
@@ -117,26 +125,33 @@ export function tiesCombine(
   n: number,
   stride: number,
   w: Float32Array,
-  base: Float32Array,
+  bands: Float64Array,
+  offset: number,
+  baseDtype: CastDType,
+  base: Float32Array | U16,
   out: Float32Array,
   lambda: number,
   normalize: boolean,
   byCount: boolean,
 ): void {
+  if (bands.length !== 0 && bands.length < 4 * k) throw new Error(`tiesCombine: bands holds ${bands.length} numbers, expected 4·k = ${4 * k} (or none)`);
+  const f = Math.fround, bits = magnitudes(deltas, deltas.length), b = asF32('tiesCombine', baseDtype, base, n), l = f(lambda);
+  const v = new Float32Array(k);
   for (let i = 0; i < n; i++) {
     let vote = 0;
     for (let j = 0; j < k; j++) {
-      const v = w[j] * deltas[j * stride + i];
-      vote += byCount ? Math.sign(v) : v;
+      const at = j * stride + i, band = bands.subarray(4 * j, 4 * j + 4);
+      const kept = bands.length === 0 || inBand(bits[at] & 0x7fffffff, offset + i, band[0], band[1], band[2], band[3]);
+      v[j] = kept ? w[j] * deltas[at] : 0;
+      vote = f(vote + (byCount ? Math.sign(v[j]) : v[j]));
     }
     let acc = 0, agree = 0;
     for (let j = 0; j < k; j++) {
-      const v = w[j] * deltas[j * stride + i];
-      if (vote >= 0 ? v > 0 : v < 0) {
-        acc += v;
-        agree += w[j];
+      if (vote >= 0 ? v[j] > 0 : v[j] < 0) {
+        acc = f(acc + v[j]);
+        agree = f(agree + w[j]);
       }
     }
-    out[i] = base[i] + (lambda * acc) / (normalize && agree !== 0 ? agree : 1);
+    out[i] = b[i] + f(f(l * acc) / (normalize && agree !== 0 ? agree : 1));
   }
 }

@@ -1,0 +1,93 @@
+// File mappings: a byte range of a file as an ArrayBuffer over mmap'd pages, so streamed merges read checkpoint
+// tensors where the page cache holds them instead of copying them into buffers. The mapping is private and
+// writable (copy-on-write: a kernel that writes into an input changes only its own copy, never the file).
+// unmapFile releases it at once (the buffer is detached, so JS sees it empty instead of touching freed pages);
+// a buffer never unmapped is released when it is garbage-collected.
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <cerrno>
+#include <cstring>
+#include <mutex>
+#include <unordered_map>
+#include "fused.h"
+#include "registry.h"
+
+namespace {
+
+struct Mapping {
+  void* addr;
+  size_t length;
+  bool unmapped;
+};
+
+// Live mappings by the data pointer their buffer exposes, so unmapFile can find a buffer's mapping.
+std::mutex liveLock;
+std::unordered_map<const void*, Mapping*> live;
+
+void finalize(Napi::Env, void* data, Mapping* m) {
+  {
+    std::lock_guard<std::mutex> g(liveLock);
+    if (!m->unmapped) live.erase(data);
+  }
+  if (!m->unmapped) munmap(m->addr, m->length);
+  delete m;
+}
+
+}  // namespace
+
+// mapFile(path, offset, length): the bytes [offset, offset + length) of the file as an ArrayBuffer.
+PEFTJS_EXPORT(mapFile) {
+  peftjs::Args a(info, "mapFile");
+  if (!info[0].IsString()) a.fail("argument 0 must be a path string");
+  const std::string path = info[0].As<Napi::String>().Utf8Value();
+  const int64_t offset = peftjs::sizeArg(a, 1, "offset"), length = peftjs::sizeArg(a, 2, "length");
+  if (length == 0) return Napi::ArrayBuffer::New(info.Env(), 0);
+  const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) a.fail(path + ": " + std::strerror(errno));
+  // Pages past the end of the file would raise SIGBUS when read: refuse instead.
+  struct stat st;
+  if (fstat(fd, &st) != 0) {
+    const int err = errno;
+    close(fd);
+    a.fail(path + ": " + std::strerror(err));
+  }
+  if (offset + length > st.st_size) {
+    close(fd);
+    a.fail(path + ": bytes [" + std::to_string(offset) + ", " + std::to_string(offset + length) + ") lie past the end of the file (" +
+           std::to_string(st.st_size) + " bytes) — the file is truncated");
+  }
+  const int64_t page = sysconf(_SC_PAGESIZE), start = offset / page * page, skip = offset - start;
+  void* addr = mmap(nullptr, static_cast<size_t>(length + skip), PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, start);
+  const int err = errno;
+  close(fd);
+  if (addr == MAP_FAILED) a.fail(path + ": cannot map " + std::to_string(length) + " bytes at " + std::to_string(offset) + ": " + std::strerror(err));
+  auto* m = new Mapping{addr, static_cast<size_t>(length + skip), false};
+  char* data = static_cast<char*>(addr) + skip;
+  {
+    std::lock_guard<std::mutex> g(liveLock);
+    live[data] = m;
+  }
+  return Napi::ArrayBuffer::New(info.Env(), data, static_cast<size_t>(length), finalize, m);
+}
+
+// unmapFile(buffer): releases a mapFile buffer now and detaches it (its views become empty). A no-op for a buffer
+// already released or not from mapFile.
+PEFTJS_EXPORT(unmapFile) {
+  peftjs::Args a(info, "unmapFile");
+  if (!info[0].IsArrayBuffer()) a.fail("argument 0 must be an ArrayBuffer from mapFile");
+  Napi::ArrayBuffer buffer = info[0].As<Napi::ArrayBuffer>();
+  Mapping* m = nullptr;
+  {
+    std::lock_guard<std::mutex> g(liveLock);
+    auto it = live.find(buffer.Data());
+    if (it == live.end()) return info.Env().Undefined();
+    m = it->second;
+    live.erase(it);
+  }
+  munmap(m->addr, m->length);
+  m->unmapped = true;
+  buffer.Detach();
+  return info.Env().Undefined();
+}

@@ -1,0 +1,35 @@
+// The native addon's file mappings: the bytes of any range (page-aligned or not), private to the process, released
+// on demand with the buffer detached, and errors that name the file.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createRequire } from 'node:module';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { NativeKernels } from '../../src/engine/backend/native.js';
+
+const native = createRequire(import.meta.url)('../../build/Release/peftjs.node') as NativeKernels;
+
+test('mapFile: any byte range, copy-on-write; unmapFile detaches the buffer; a missing file and a range past the end are named', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'peftjs-map-'));
+  try {
+    const path = join(dir, 'data.bin');
+    const bytes = Uint8Array.from({ length: 3 * 4096 + 77 }, (_, i) => (i * 31 + 7) & 0xff);
+    writeFileSync(path, bytes);
+    for (const [offset, length] of [[0, bytes.length], [1, 10], [4095, 2], [4096, 4096], [5000, 7000], [bytes.length - 1, 1], [9, 0]]) {
+      const buf = native.mapFile(path, offset, length);
+      assert.deepEqual(new Uint8Array(buf), bytes.subarray(offset, offset + length), `[${offset}, +${length})`);
+      native.unmapFile(buf);
+      assert.equal(buf.byteLength, 0, 'detached after unmapFile');
+      native.unmapFile(buf); // a second release is a no-op
+    }
+    const buf = native.mapFile(path, 100, 50);
+    new Uint8Array(buf).fill(0);
+    native.unmapFile(buf);
+    assert.deepEqual(new Uint8Array(readFileSync(path)), bytes, 'writes to a mapping never reach the file');
+    assert.throws(() => native.mapFile(join(dir, 'missing.bin'), 0, 8), /missing\.bin/);
+    assert.throws(() => native.mapFile(path, bytes.length - 4, 8), /data\.bin: bytes \[\d+, \d+\) lie past the end of the file .* truncated/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
