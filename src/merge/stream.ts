@@ -267,24 +267,28 @@ function mergeInRanges(writer: ShardWriter, spec: TensorSpec, n: number, scan: T
   });
 }
 
+/** Ranges of a tensor one input keeps mapped at a time (16 MB of bf16 at the default range size). */
+const MAP_WINDOW_CHUNKS = 16;
+
 const CAST: Record<'F32' | 'BF16' | 'F16', CastDType> = { F32: CastDType.F32, BF16: CastDType.BF16, F16: CastDType.F16 };
 
 /**
- * Element ranges of tensors, one input at a time: views into a memory mapping of the tensor's bytes when asked to and
- * the backend can map files (the page cache read in place; one tensor mapped per input), else positional reads into
- * one reusable buffer per input (file descriptors cached).
+ * Element ranges of tensors, one input at a time: when asked to and the backend can map files, ranges are views into
+ * a memory mapping of a window of the tensor's bytes (the page cache read in place), released when a range falls
+ * outside it, so the mapped pages the process holds, which count in its RSS, are one window per input; else
+ * positional reads into one reusable buffer per input (file descriptors cached).
  */
 class RangeReader {
   private readonly fds = new Map<string, number>();
   private readonly raw: ArrayBuffer[];
   private readonly wide: Float32Array[];
   private readonly mapper;
-  /** Per input, the tensor mapped now and its bytes. */
-  private readonly mapped: ({ info: TensorInfo; bytes: ArrayBuffer } | null)[];
+  /** Per input, the window mapped now: its tensor, where it starts in the tensor's bytes, and its bytes. */
+  private readonly mapped: ({ info: TensorInfo; start: number; bytes: ArrayBuffer } | null)[];
 
   constructor(inputs: number, readonly chunkElements: number, map: boolean) {
-    this.mapper = map ? fileMapping() : null;
     if (!Number.isSafeInteger(chunkElements) || chunkElements <= 0) throw new Error(`merge: chunkElements must be a positive integer, got ${chunkElements}`);
+    this.mapper = map ? fileMapping() : null;
     this.raw = Array.from({ length: inputs }, () => new ArrayBuffer(0));
     this.wide = Array.from({ length: inputs }, () => new Float32Array(0));
     this.mapped = Array.from({ length: inputs }, () => null);
@@ -300,13 +304,14 @@ class RangeReader {
 
   /** Bytes [offset, offset + bytes) of input `input`'s tensor `info`, as a buffer and the byte offset in it. */
   private bytes(input: number, info: TensorInfo, offset: number, bytes: number): [ArrayBuffer, number] {
-    if (this.mapper && info.dtype !== 'F64') {
+    if (this.mapper) {
       let m = this.mapped[input];
-      if (m?.info !== info) {
-        if (m) this.mapper.unmapFile(m.bytes);
-        m = this.mapped[input] = { info, bytes: this.mapper.mapFile(info.file, info.byteOffset, info.byteLength) };
+      if (m?.info !== info || offset < m.start || offset + bytes > m.start + m.bytes.byteLength) {
+        this.release(input);
+        const length = Math.min(info.byteLength - offset, MAP_WINDOW_CHUNKS * this.chunkElements * dtypeSize(info.dtype));
+        m = this.mapped[input] = { info, start: offset, bytes: this.mapper.mapFile(info.file, info.byteOffset + offset, length) };
       }
-      return [m.bytes, offset];
+      return [m.bytes, offset - m.start];
     }
     if (this.raw[input].byteLength < bytes) this.raw[input] = new ArrayBuffer(this.chunkElements * dtypeSize(info.dtype));
     const dst = new Uint8Array(this.raw[input], 0, bytes);
@@ -318,6 +323,12 @@ class RangeReader {
       done += got;
     }
     return [this.raw[input], 0];
+  }
+
+  private release(input: number): void {
+    const m = this.mapped[input];
+    if (m) this.mapper?.unmapFile(m.bytes);
+    this.mapped[input] = null;
   }
 
   private read(input: number, info: TensorInfo, offset: number, length: number): InputChunk {
@@ -342,8 +353,7 @@ class RangeReader {
   }
 
   close(): void {
-    for (const m of this.mapped) if (m) this.mapper?.unmapFile(m.bytes);
-    this.mapped.fill(null);
+    this.mapped.forEach((_, i) => this.release(i));
     for (const fd of this.fds.values()) closeSync(fd);
     this.fds.clear();
   }

@@ -1,16 +1,18 @@
 /**
  * Write-behind for checkpoints being written: a worker thread performs the positional writes and the fsync-close-
- * rename of each finished file, in the order they were queued, while the caller goes on computing. The caller copies
- * each write into one of a few shared slots and returns (it waits only when every slot is still being written), so a
- * merge computes its next range while the kernel copies the last one into the page cache and flushes shards to disk.
- * The API stays synchronous: {@link WriteBehind.drain} blocks until everything queued is done and throws the first
- * error the worker met.
+ * rename of each finished file while the caller goes on computing. The caller copies each write into one of a few
+ * shared slots and returns (it waits only when every slot is still being written), so a merge computes its next range
+ * while the kernel copies the last one into the page cache. A finished file's fsync runs on libuv's thread pool (then
+ * close and rename), so flushing a shard to disk holds up neither the caller nor the writes of the next shard. The
+ * API stays synchronous: {@link WriteBehind.drain} blocks until everything queued is done, renames included, and
+ * throws the first error the worker met.
  */
 import { MessageChannel, receiveMessageOnPort, Worker, type MessagePort } from 'node:worker_threads';
 
 // Plain CommonJS run with `eval`, so the worker needs no TypeScript loader. The worker opens, writes and closes the
-// files itself (a file descriptor belongs to the thread that opened it). state[0]: jobs finished; state[1]: 1 once a
-// job failed (later writes and closes are skipped, the error goes to \`errors\`).
+// files itself (a file descriptor belongs to the thread that opened it). state[0]: jobs taken in order (a close counts
+// once its fsync is started); state[1]: 1 once a job failed (later writes and closes are skipped, the error goes to
+// \`errors\`); state[2]: closes whose fsync-close-rename is still running.
 const WORKER = `
 const { workerData } = require('node:worker_threads');
 const fs = require('node:fs');
@@ -18,6 +20,10 @@ const { ring, slotBytes, state, jobs, errors } = workerData;
 const bytes = new Uint8Array(ring);
 const st = new Int32Array(state);
 const fds = new Map();
+const fail = (e) => {
+  if (Atomics.exchange(st, 1, 1) === 0) errors.postMessage(e && e.message ? e.message : String(e));
+  Atomics.notify(st, 1);
+};
 jobs.on('message', (job) => {
   try {
     if (job.kind === 'stop') {
@@ -30,14 +36,22 @@ jobs.on('message', (job) => {
         for (let done = 0; done < job.length; ) done += fs.writeSync(fd, bytes, job.slot * slotBytes + done, job.length - done, job.position + done);
       } else {
         fds.delete(job.file);
-        fs.fsyncSync(fd);
-        fs.closeSync(fd);
-        fs.renameSync(job.file, job.to);
+        Atomics.add(st, 2, 1);
+        fs.fsync(fd, (err) => {
+          try {
+            fs.closeSync(fd);
+            if (err) throw err;
+            fs.renameSync(job.file, job.to);
+          } catch (e) {
+            fail(e);
+          }
+          Atomics.sub(st, 2, 1);
+          Atomics.notify(st, 2);
+        });
       }
     }
   } catch (e) {
-    Atomics.store(st, 1, 1);
-    errors.postMessage(e && e.message ? e.message : String(e));
+    fail(e);
   }
   Atomics.add(st, 0, 1);
   Atomics.notify(st, 0);
@@ -46,7 +60,7 @@ jobs.on('message', (job) => {
 
 /** Writes, fsyncs and renames on a worker thread; see the module comment. */
 export class WriteBehind {
-  private readonly state = new Int32Array(new SharedArrayBuffer(8));
+  private readonly state = new Int32Array(new SharedArrayBuffer(12));
   private readonly ring: Uint8Array;
   /** The job that last used each slot (−1: none), so a slot is reused only once that job is done. */
   private readonly slotJob: number[];
@@ -95,13 +109,16 @@ export class WriteBehind {
     this.post({ kind: 'close', file, to });
   }
 
-  /** Blocks until every queued job is done; throws the worker's first error, if any. */
+  /** Blocks until every queued job is done, fsyncs and renames included; throws the worker's first error, if any. */
   drain(): void {
     this.waitFor(this.submitted);
+    this.closing();
+    this.check();
   }
 
   /** Closes the files still open (after {@link drain}, none; after an error, the abandoned ones) and ends the worker. */
   stop(): void {
+    this.closing();
     this.jobs.postMessage({ kind: 'stop' });
     this.until(++this.submitted);
     void this.worker.terminate();
@@ -123,7 +140,17 @@ export class WriteBehind {
 
   /** Waits until `jobs` jobs have finished. */
   private until(jobs: number): void {
-    for (let done; (done = Atomics.load(this.state, 0)) < jobs; ) Atomics.wait(this.state, 0, done);
+    this.waitWhile(0, (done) => done < jobs);
+  }
+
+  /** Waits until no fsync-close-rename is running. */
+  private closing(): void {
+    this.waitWhile(2, (running) => running > 0);
+  }
+
+  /** Waits while `busy` holds of `state[index]`. */
+  private waitWhile(index: number, busy: (value: number) => boolean): void {
+    for (let v; busy((v = Atomics.load(this.state, index))); ) Atomics.wait(this.state, index, v);
   }
 
   private check(): void {

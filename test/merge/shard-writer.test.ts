@@ -77,3 +77,13 @@ test('WriteBehind: a failed write is reported to the caller with the reason, and
     assert.throws(() => wb.drain(), /writing the checkpoint failed: ENOENT/);
     wb.stop();
   }));
+
+test('WriteBehind: a close whose fsync-close-rename fails (it runs off the write queue) still fails drain, naming the reason', () =>
+  inTempDir((dir) => {
+    const wb = new WriteBehind(2, 16);
+    const tmp = join(dir, 'x.tmp');
+    wb.write(tmp, new Uint8Array(40), 0);
+    wb.close(tmp, join(dir, 'no-such-folder', 'x.bin'));
+    assert.throws(() => wb.drain(), /writing the checkpoint failed: ENOENT.*rename/);
+    wb.stop();
+  }));
