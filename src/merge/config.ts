@@ -291,7 +291,7 @@ export function runMerge(config: MergeConfig, out: string, opts: RunMergeOptions
       onProgress: opts.onProgress,
       merge: (ctx, tensors) => method.merge({ ...params(ctx), tensors }),
       keepElements: opts.keepElements,
-      chunked: method.chunked ? (ctx, scan, scratch) => method.chunked!(params(ctx), scan, scratch) : undefined,
+      chunked: method.chunked ? (ctx, scan, gather, scratch) => method.chunked!(params(ctx), scan, gather, scratch) : undefined,
     });
   } finally {
     for (const s of stats) s?.close();

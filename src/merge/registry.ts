@@ -12,8 +12,8 @@ import { regmean } from './methods/regmean.js';
 import { slerp } from './methods/slerp.js';
 import { combineTaskVectors, rowCombiner, subtractInPlace, type Consensus } from './methods/task-arithmetic.js';
 import { trimRanks } from './methods/ties.js';
-import { keepMagnitudeRanks, magnitudeBands, wholeScan, type MagnitudeBand } from './select.js';
-import type { InputChunk, RangeMerge, Scratch, TensorContext, TensorScan } from './stream.js';
+import { keepMagnitudeRanks, magnitudeBands, wholeSource, type MagnitudeBand, type VectorSource } from './select.js';
+import type { InputChunk, RangeMerge, Scratch, TensorContext, TensorGather, TensorScan } from './stream.js';
 
 /** A parameter value after filters and gradients are applied. */
 export type ParamValue = number | boolean;
@@ -62,7 +62,7 @@ export interface MethodDef {
    * The range-by-range form, for element-wise methods: the merge of one range from the inputs' chunks (in the
    * order of `tensors`), after any passes over `scan` it needs. Absent (or null for a tensor): `merge` runs.
    */
-  chunked?(call: MethodParams, scan: TensorScan, scratch: Scratch): RangeMerge | null;
+  chunked?(call: MethodParams, scan: TensorScan, gather: TensorGather, scratch: Scratch): RangeMerge | null;
 }
 
 const num = (v: ParamValue | undefined) => Number(v);
@@ -104,7 +104,7 @@ function taskFamily(sparsify: Sparsify | null, consensus: Consensus | null, norm
       });
       return combineTaskVectors(base, deltas, { weights: weights(call), ...options(call) }, base);
     },
-    chunked(call, scan, scratch) {
+    chunked(call, scan, gather, scratch) {
       if (sparsify && 'drop' in sparsify) return null;
       const k = call.perModel.length;
       const n = call.ctx.shape.reduce((a, d) => a * d, 1);
@@ -123,12 +123,33 @@ function taskFamily(sparsify: Sparsify | null, consensus: Consensus | null, norm
           const [r, stride] = rows(chunks, offset, out.length);
           combine(chunks[0], r, stride, out, bands, offset);
         };
+      // τⱼ at a few entries, from the inputs: the f32 difference, as the kernel computes it (a double difference of
+      // two f32s rounds to the same f32).
+      const gatherTaskVectors = (indices: Float64Array) => {
+        const [base, ...models] = gather(indices);
+        for (const m of models) for (let i = 0; i < m.length; i++) m[i] -= base[i];
+        return models;
+      };
       if (k * n <= scratch.limit) {
-        // Task vectors kept as k rows of n, computed in the one pass that reads the models.
+        // Task vectors kept as k rows of n, computed in the first pass, which reads the models: the selection's
+        // first pass visits each range as it is written (while it is in cache); later passes visit the rows whole.
         const tv = scratch.get(k * n);
-        scan((chunks, offset, length) => taskVectors(chunks, length, tv.subarray(offset), n));
         const rows = Array.from({ length: k }, (_, j) => tv.subarray(j * n, (j + 1) * n));
-        const bands = sparsify ? magnitudeBands(wholeScan(rows), n, ranges) : [];
+        let computed = false;
+        const source: VectorSource = {
+          scan(visit) {
+            if (computed) return void visit(rows, 0);
+            computed = true;
+            let visiting = true;
+            scan((chunks, offset, length) => {
+              taskVectors(chunks, length, tv.subarray(offset), n);
+              if (visiting) visiting = visit(rows.map((r) => r.subarray(offset, offset + length)), offset) !== false;
+            });
+          },
+          gather: (indices) => (computed ? wholeSource(rows).gather(indices) : gatherTaskVectors(indices)),
+        };
+        const bands = sparsify ? magnitudeBands(source, n, ranges) : [];
+        if (!computed) source.scan(() => {});
         return { merge: finalPass((_chunks, offset) => [tv.subarray(offset), n], bands), reads: 'first' };
       }
       // Task vectors recomputed range by range, packed as k rows of the range's length, in every pass.
@@ -140,10 +161,14 @@ function taskFamily(sparsify: Sparsify | null, consensus: Consensus | null, norm
       };
       const bands = sparsify
         ? magnitudeBands(
-            (visit) => scan((chunks, offset, length) => {
-              const r = rangeRows(chunks, length);
-              visit(Array.from({ length: k }, (_, j) => r.subarray(j * length, (j + 1) * length)), offset);
-            }),
+            {
+              scan: (visit) =>
+                scan((chunks, offset, length) => {
+                  const r = rangeRows(chunks, length);
+                  return visit(Array.from({ length: k }, (_, j) => r.subarray(j * length, (j + 1) * length)), offset);
+                }),
+              gather: gatherTaskVectors,
+            },
             n,
             ranges,
           )

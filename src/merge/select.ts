@@ -12,8 +12,18 @@
  */
 import { backend } from '../engine/index.js';
 
-/** One pass over several same-length vectors, chunk by chunk: `visit` gets each chunk of every vector and its offset, in order. */
-export type VectorScan = (visit: (chunks: readonly Float32Array[], offset: number) => void) => void;
+/**
+ * One pass over several same-length vectors, chunk by chunk: `visit` gets each chunk of every vector and its offset, in
+ * order, and may end the pass early by returning false.
+ */
+export type VectorScan = (visit: (chunks: readonly Float32Array[], offset: number) => void | boolean) => void;
+
+/** Vectors a selection reads: in passes, and a few entries at a time (the sample that brackets a rank). */
+export interface VectorSource {
+  scan: VectorScan;
+  /** Each vector's entries at `indices` (ascending). */
+  gather(indices: Float64Array): Float32Array[];
+}
 
 /** A band of ranks as the backend's keepMagnitudeBand takes it. */
 export interface MagnitudeBand {
@@ -53,20 +63,16 @@ function mix(h: number): number {
   return (h ^ (h >>> 16)) >>> 0;
 }
 
-/** The sorted magnitude bits of one entry per block of ⌈n / SAMPLE⌉ entries (at a hashed place in it) of each vector of a scan. */
-function sampleMagnitudes(scan: VectorScan, n: number, vectors: number): Uint32Array[] {
+/** The sorted magnitude bits of one entry per block of ⌈n / SAMPLE⌉ entries (at a hashed place in it) of each vector. */
+function sampleMagnitudes(source: VectorSource, n: number): Uint32Array[] {
   const step = Math.max(1, Math.ceil(n / SAMPLE)), blocks = Math.ceil(n / step);
   const at = Float64Array.from({ length: blocks }, (_, k) => k * step + (mix(k) % Math.min(step, n - k * step)));
-  const samples = Array.from({ length: vectors }, () => new Uint32Array(blocks));
-  let next = 0;
-  scan((chunks, offset) => {
-    const end = offset + chunks[0].length, first = next;
-    chunks.forEach((c, v) => {
-      const bits = new Uint32Array(c.buffer, c.byteOffset, c.length);
-      for (next = first; next < blocks && at[next] < end; next++) samples[v][next] = bits[at[next] - offset] & 0x7fffffff;
-    });
+  return source.gather(at).map((v) => {
+    const bits = new Uint32Array(v.length);
+    bits.set(new Uint32Array(v.buffer, v.byteOffset, v.length));
+    for (let i = 0; i < bits.length; i++) bits[i] &= 0x7fffffff;
+    return bits.sort();
   });
-  return samples.map((s) => s.sort());
 }
 
 /**
@@ -76,12 +82,12 @@ function sampleMagnitudes(scan: VectorScan, n: number, vectors: number): Uint32A
  * counts. A rank the bracket misses (a 6σ event) or whose bracket overflows its list is found by the exact radix select
  * over histograms instead (two passes).
  */
-function locateRanks(scan: VectorScan, n: number, wanted: readonly (readonly (number | null)[])[]): (RankedMagnitude | null)[][] {
-  const samples = sampleMagnitudes(scan, n, wanted.length);
+function locateRanks(source: VectorSource, n: number, wanted: readonly (readonly (number | null)[])[]): (RankedMagnitude | null)[][] {
+  const samples = sampleMagnitudes(source, n);
   const brackets = wanted.map((w, v) => w.map((rank) => (rank === null ? null : bracket(samples[v], n, rank))));
-  scan((chunks) => brackets.forEach((bs, v) => bs.forEach((b) => b && backend().magnitudeBracket(chunks[v], chunks[v].length, b.lo, b.hi, b.list, b.counts))));
+  source.scan((chunks) => brackets.forEach((bs, v) => bs.forEach((b) => b && backend().magnitudeBracket(chunks[v], chunks[v].length, b.lo, b.hi, b.list, b.counts))));
   const resolved = brackets.map((bs) => bs.map((b) => b && resolveBracket(b)));
-  const exact = locateByHistogram(scan, wanted.map((w, v) => w.map((rank, j) => (resolved[v][j] ? null : rank))));
+  const exact = locateByHistogram(source.scan, wanted.map((w, v) => w.map((rank, j) => (resolved[v][j] ? null : rank))));
   return resolved.map((rs, v) => rs.map((r, j) => r ?? exact[v][j]));
 }
 
@@ -172,12 +178,12 @@ function locateByHistogram(scan: VectorScan, wanted: readonly (readonly (number 
  * locateRanks) and, where a boundary cuts through a tie, one more finds the index of the cut. No pass when every
  * range is everything or nothing.
  */
-export function magnitudeBands(scan: VectorScan, n: number, ranges: readonly (readonly [number, number])[]): MagnitudeBand[] {
+export function magnitudeBands(source: VectorSource, n: number, ranges: readonly (readonly [number, number])[]): MagnitudeBand[] {
   const clamped = ranges.map(([lo, hi]) => [Math.max(0, Math.floor(lo)), Math.min(n, Math.floor(hi))] as const);
   // The lowest and the highest kept rank of each range, where they are not the ends.
   const wanted = clamped.map(([lo, hi]) => (lo >= hi ? [] : [lo > 0 ? lo : null, hi < n ? hi - 1 : null]));
   if (wanted.every((w) => w.every((r) => r === null))) return clamped.map(([lo, hi]) => (lo >= hi ? NOTHING : EVERYTHING));
-  const at = locateRanks(scan, n, wanted);
+  const at = locateRanks(source, n, wanted);
   // Tie positions to turn into indices: [vector, bits, rank among the equal entries, band field to set].
   const cuts: { v: number; bits: number; rank: number; set: (index: number) => void }[] = [];
   const bands = clamped.map(([lo, hi], v): MagnitudeBand => {
@@ -199,7 +205,8 @@ export function magnitudeBands(scan: VectorScan, n: number, ranges: readonly (re
   });
   if (cuts.length > 0) {
     const left = cuts.map((c) => c.rank);
-    scan((chunks, offset) =>
+    // Ends at the chunk holding the last cut.
+    source.scan((chunks, offset) => {
       cuts.forEach((c, m) => {
         if (left[m] < 0) return;
         const i = backend().magnitudeRankIndex(chunks[c.v], chunks[c.v].length, c.bits, left[m]);
@@ -207,8 +214,9 @@ export function magnitudeBands(scan: VectorScan, n: number, ranges: readonly (re
           c.set(offset + i);
           left[m] = -1;
         } else left[m] += i + 1;
-      }),
-    );
+      });
+      return left.some((l) => l >= 0);
+    });
   }
   return bands;
 }
@@ -223,8 +231,16 @@ export function applyBand(x: Float32Array, band: MagnitudeBand, offset: number):
   if (!keepsAll(band)) backend().keepMagnitudeBand(x, x.length, offset, band.low, band.lowCut, band.high, band.highCut);
 }
 
-/** A scan over whole arrays: one chunk each. */
-export const wholeScan = (xs: readonly Float32Array[]): VectorScan => (visit) => visit(xs, 0);
+/** Whole arrays as a source: one chunk each. */
+export const wholeSource = (xs: readonly Float32Array[]): VectorSource => ({
+  scan: (visit) => void visit(xs, 0),
+  gather: (indices) =>
+    xs.map((x) => {
+      const out = new Float32Array(indices.length);
+      for (let k = 0; k < indices.length; k++) out[k] = x[indices[k]];
+      return out;
+    }),
+});
 
 /**
  * The magnitude bits of the entry of ascending rank `rank` (0 ≤ rank < n), how many entries are smaller and how many
@@ -232,7 +248,8 @@ export const wholeScan = (xs: readonly Float32Array[]): VectorScan => (visit) =>
  */
 export function magnitudeAtRank(x: Float32Array, rank: number, { exact = false } = {}): RankedMagnitude {
   if (!(rank >= 0 && rank < x.length)) throw new RangeError(`magnitudeAtRank: rank ${rank} outside [0, ${x.length})`);
-  return (exact ? locateByHistogram : (scan: VectorScan, w: number[][]) => locateRanks(scan, x.length, w))(wholeScan([x]), [[rank]])[0][0]!;
+  const source = wholeSource([x]);
+  return (exact ? locateByHistogram(source.scan, [[rank]]) : locateRanks(source, x.length, [[rank]]))[0][0]!;
 }
 
 /**
@@ -240,7 +257,7 @@ export function magnitudeAtRank(x: Float32Array, rank: number, { exact = false }
  * lo ≤ 0 and hi ≥ n keeps everything.
  */
 export function keepMagnitudeRanks(x: Float32Array, lo: number, hi: number): Float32Array {
-  const [band] = magnitudeBands(wholeScan([x]), x.length, [[lo, hi]]);
+  const [band] = magnitudeBands(wholeSource([x]), x.length, [[lo, hi]]);
   applyBand(x, band, 0);
   return x;
 }

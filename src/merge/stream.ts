@@ -39,11 +39,17 @@ export interface InputChunk {
   dtype: CastDType;
 }
 
-/** Called for each range [offset, offset + length) of the current tensor with every input's chunk, in input order. */
-export type ChunkVisitor = (chunks: readonly InputChunk[], offset: number, length: number) => void;
+/**
+ * Called for each range [offset, offset + length) of the current tensor with every input's chunk, in input order;
+ * returning false ends the pass.
+ */
+export type ChunkVisitor = (chunks: readonly InputChunk[], offset: number, length: number) => void | boolean;
 
 /** One pass over the current tensor's inputs, range by range, in order. */
 export type TensorScan = (visit: ChunkVisitor) => void;
+
+/** Every input's entries of the current tensor at `indices` (ascending), in f32, in input order. */
+export type TensorGather = (indices: Float64Array) => Float32Array[];
 
 /** Merges one range: writes the merged f32 values of the range starting at `offset` into `out` (its length). */
 export type ChunkMerge = (chunks: readonly InputChunk[], offset: number, out: Float32Array) => void;
@@ -70,10 +76,10 @@ export interface Scratch {
 
 /**
  * A merge computed range by range: given a tensor's context, a scan over its inputs (which it may run first, e.g. to
- * find TIES thresholds) and the merge's scratch buffer, returns its final pass, or null when the method needs the
- * whole tensor (then the {@link TensorMerger} runs).
+ * find TIES thresholds), a gather of a few of their entries and the merge's scratch buffer, returns its final pass,
+ * or null when the method needs the whole tensor (then the {@link TensorMerger} runs).
  */
-export type ChunkedMerger = (ctx: TensorContext, scan: TensorScan, scratch: Scratch) => RangeMerge | null;
+export type ChunkedMerger = (ctx: TensorContext, scan: TensorScan, gather: TensorGather, scratch: Scratch) => RangeMerge | null;
 
 /** Progress after each tensor. */
 export interface MergeProgress {
@@ -198,7 +204,8 @@ export function mergeCheckpoints(opts: StreamMergeOptions): MergeReport {
           const ctx: TensorContext = { name, shape: info.shape, layer: layerIndex(name), numLayers };
           const n = info.byteLength / dtypeSize(info.dtype);
           const scan: TensorScan = (visit) => reader.scan(reads[index], n, visit);
-          const ranged = opts.chunked?.(ctx, scan, scratch) ?? null;
+          const gather: TensorGather = (indices) => reader.gather(reads[index], indices);
+          const ranged = opts.chunked?.(ctx, scan, gather, scratch) ?? null;
           if (ranged !== null) {
             const final: TensorScan = ranged.reads === 'all' ? scan : (visit) => reader.scan(reads[index].slice(0, 1), n, visit);
             mergeInRanges(writer, spec, n, final, ranged.merge, reader.chunkElements);
@@ -271,6 +278,7 @@ function mergeInRanges(writer: ShardWriter, spec: TensorSpec, n: number, scan: T
 const MAP_WINDOW_CHUNKS = 16;
 
 const CAST: Record<'F32' | 'BF16' | 'F16', CastDType> = { F32: CastDType.F32, BF16: CastDType.BF16, F16: CastDType.F16 };
+const CAST_NAME = { [CastDType.F32]: 'F32', [CastDType.BF16]: 'BF16', [CastDType.F16]: 'F16' } as const;
 
 /**
  * Element ranges of tensors, one input at a time: when asked to and the backend can map files, ranges are views into
@@ -294,12 +302,28 @@ class RangeReader {
     this.mapped = Array.from({ length: inputs }, () => null);
   }
 
-  /** One pass over `n` elements of the tensors `infos` (one per input), `chunkElements` at a time. */
+  /** One pass over `n` elements of the tensors `infos` (one per input), `chunkElements` at a time, until `visit` returns false. */
   scan(infos: readonly TensorInfo[], n: number, visit: ChunkVisitor): void {
     for (let offset = 0; offset < n; offset += this.chunkElements) {
       const length = Math.min(this.chunkElements, n - offset);
-      visit(infos.map((info, i) => this.read(i, info, offset, length)), offset, length);
+      if (visit(infos.map((info, i) => this.read(i, info, offset, length)), offset, length) === false) return;
     }
+  }
+
+  /** Each tensor's entries at `indices` (ascending) in f32, read range by range (only the ranges holding some). */
+  gather(infos: readonly TensorInfo[], indices: Float64Array): Float32Array[] {
+    return infos.map((info, input) => {
+      const n = info.byteLength / dtypeSize(info.dtype);
+      let picked: SafeArray | null = null, dtype = CastDType.F32;
+      for (let k = 0; k < indices.length; ) {
+        const offset = indices[k] - (indices[k] % this.chunkElements), end = Math.min(offset + this.chunkElements, n);
+        const chunk = this.read(input, info, offset, end - offset);
+        dtype = chunk.dtype;
+        picked ??= new (dtype === CastDType.F32 ? Float32Array : Uint16Array)(indices.length);
+        for (; k < indices.length && indices[k] < end; k++) picked[k] = chunk.data[indices[k] - offset];
+      }
+      return picked ? toF32(picked, CAST_NAME[dtype]) : new Float32Array(0);
+    });
   }
 
   /** Bytes [offset, offset + bytes) of input `input`'s tensor `info`, as a buffer and the byte offset in it. */
