@@ -1,7 +1,7 @@
 // File mappings: a byte range of a file as an ArrayBuffer over mmap'd pages, so streamed merges read checkpoint
 // tensors where the page cache holds them instead of copying them into buffers. The mapping is private and
 // writable (copy-on-write: a kernel that writes into an input changes only its own copy, never the file).
-// unmapFile releases it at once (the buffer is detached, so JS sees it empty instead of touching freed pages);
+// unmap releases it at once (the buffer is detached, so JS sees it empty instead of touching freed pages);
 // a buffer never unmapped is released when it is garbage-collected.
 #include <fcntl.h>
 #include <sys/mman.h>
@@ -22,7 +22,7 @@ struct Mapping {
   bool unmapped;
 };
 
-// Live mappings by the data pointer their buffer exposes, so unmapFile can find a buffer's mapping.
+// Live mappings by the data pointer their buffer exposes, so unmap can find a buffer's mapping.
 std::mutex liveLock;
 std::unordered_map<const void*, Mapping*> live;
 
@@ -72,10 +72,10 @@ PEFTJS_EXPORT(mapFile) {
   return Napi::ArrayBuffer::New(info.Env(), data, static_cast<size_t>(length), finalize, m);
 }
 
-// unmapFile(buffer): releases a mapFile buffer now and detaches it (its views become empty). A no-op for a buffer
+// unmap(buffer): releases a mapFile buffer now and detaches it (its views become empty). A no-op for a buffer
 // already released or not from mapFile.
-PEFTJS_EXPORT(unmapFile) {
-  peftjs::Args a(info, "unmapFile");
+PEFTJS_EXPORT(unmap) {
+  peftjs::Args a(info, "unmap");
   if (!info[0].IsArrayBuffer()) a.fail("argument 0 must be an ArrayBuffer from mapFile");
   Napi::ArrayBuffer buffer = info[0].As<Napi::ArrayBuffer>();
   Mapping* m = nullptr;

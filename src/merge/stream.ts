@@ -351,7 +351,7 @@ class RangeReader {
 
   private release(input: number): void {
     const m = this.mapped[input];
-    if (m) this.mapper?.unmapFile(m.bytes);
+    if (m) this.mapper?.unmap(m.bytes);
     this.mapped[input] = null;
   }
 

@@ -10,7 +10,7 @@ import type { NativeKernels } from '../../src/engine/backend/native.js';
 
 const native = createRequire(import.meta.url)('../../build/Release/peftjs.node') as NativeKernels;
 
-test('mapFile: any byte range, copy-on-write; unmapFile detaches the buffer; a missing file and a range past the end are named', () => {
+test('mapFile: any byte range, copy-on-write; unmap detaches the buffer; a missing file and a range past the end are named', () => {
   const dir = mkdtempSync(join(tmpdir(), 'peftjs-map-'));
   try {
     const path = join(dir, 'data.bin');
@@ -19,13 +19,13 @@ test('mapFile: any byte range, copy-on-write; unmapFile detaches the buffer; a m
     for (const [offset, length] of [[0, bytes.length], [1, 10], [4095, 2], [4096, 4096], [5000, 7000], [bytes.length - 1, 1], [9, 0]]) {
       const buf = native.mapFile(path, offset, length);
       assert.deepEqual(new Uint8Array(buf), bytes.subarray(offset, offset + length), `[${offset}, +${length})`);
-      native.unmapFile(buf);
-      assert.equal(buf.byteLength, 0, 'detached after unmapFile');
-      native.unmapFile(buf); // a second release is a no-op
+      native.unmap(buf);
+      assert.equal(buf.byteLength, 0, 'detached after unmap');
+      native.unmap(buf); // a second release is a no-op
     }
     const buf = native.mapFile(path, 100, 50);
     new Uint8Array(buf).fill(0);
-    native.unmapFile(buf);
+    native.unmap(buf);
     assert.deepEqual(new Uint8Array(readFileSync(path)), bytes, 'writes to a mapping never reach the file');
     assert.throws(() => native.mapFile(join(dir, 'missing.bin'), 0, 8), /missing\.bin/);
     assert.throws(() => native.mapFile(path, bytes.length - 4, 8), /data\.bin: bytes \[\d+, \d+\) lie past the end of the file .* truncated/);

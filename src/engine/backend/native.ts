@@ -18,11 +18,11 @@ export interface NativeKernels extends Kernels {
   benchRawGemm(dtype: GemmDType, M: number, N: number, K: number, iters: number): number;
   /**
    * The bytes [offset, offset + length) of a file as an ArrayBuffer over a private, copy-on-write memory mapping of
-   * it: reading it reads the page cache in place. Release it with {@link NativeKernels.unmapFile}.
+   * it: reading it reads the page cache in place. Release it with {@link NativeKernels.unmap}.
    */
   mapFile(path: string, offset: number, length: number): ArrayBuffer;
   /** Releases a {@link NativeKernels.mapFile} buffer now and detaches it (its views become empty). */
-  unmapFile(buffer: ArrayBuffer): void;
+  unmap(buffer: ArrayBuffer): void;
 }
 
 /** Every function the addon must export: the kernel contract (checked exhaustive below) plus the extras. */
@@ -42,7 +42,7 @@ const KERNEL_FUNCTIONS = [
   'svd', 'solve',
   'adamw', 'sgd',
   'castF32ToF16', 'scaleAdd', 'magnitudeHistogram', 'taskVector', 'magnitudeBracket', 'magnitudeRankIndex', 'keepMagnitudeBand', 'tiesCombine',
-  'benchRawGemm', 'mapFile', 'unmapFile',
+  'benchRawGemm', 'mapFile', 'unmap',
 ] as const satisfies readonly Exclude<keyof NativeKernels, 'name'>[];
 
 // Compile-time check that KERNEL_FUNCTIONS lists every kernel: `true` only if nothing is missing.
