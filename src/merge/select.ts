@@ -2,13 +2,13 @@
  * Magnitude ranking without sorting the tensor: the entries ordered by (|x|, index) ascending, and masks that keep a
  * band of those ranks. TIES keeps the top `density` fraction, Breadcrumbs a middle band. Selection works on the IEEE
  * bits of |x| (for non-negative floats the bit patterns order like the values) in linear passes: a sample brackets
- * the wanted rank, one counting pass collects the few percent of entries inside the bracket, and a quickselect over those finds
- * it (as in Floyd and Rivest's SELECT); when the bracket misses, an exact two-level radix select over histograms of
- * the top 15 and the low 16 magnitude bits does (Int32 counting passes, slower). Entries equal in magnitude
- * rank by index (the earlier one lower), so where a band's boundary falls inside such a tie, the rank lookup
- * (magnitudeRankIndex) turns it into an index cut; the mask is then a per-entry predicate (keepMagnitudeBand) that
- * any chunk applies on its own. The passes see the tensor chunk by chunk, so a streamed merge selects over a tensor
- * it never holds whole.
+ * the wanted rank, one counting pass collects the few percent of entries inside the bracket, and a quickselect over
+ * those finds it (as in Floyd and Rivest's SELECT); when the bracket misses, an exact two-level radix select over
+ * histograms of the top 15 and the low 16 magnitude bits does (Int32 counting passes, slower). Entries equal in
+ * magnitude rank by index (the earlier one lower), so where a band's boundary falls inside such a tie, the rank lookup
+ * (magnitudeRankIndex) turns it into an index cut; the mask is then a per-entry predicate (keepMagnitudeBand, or
+ * tiesCombine as it reads) that any chunk applies on its own. The passes see the tensor chunk by chunk, so a streamed
+ * merge selects over a tensor it never holds whole.
  */
 import { backend } from '../engine/index.js';
 
@@ -76,11 +76,11 @@ function sampleMagnitudes(source: VectorSource, n: number): Uint32Array[] {
 }
 
 /**
- * Locates ascending magnitude ranks in the vectors of a scan: `wanted[v]` lists ranks of vector v (null: none).
- * Each rank is first bracketed from a sample (one pass) and counted into the bracket (one more): the entries strictly
- * inside it, a few percent of n, are collected and the rank selected among them (quickselect), and a rank inside a tie at either end needs only the
- * counts. A rank the bracket misses (a 6σ event) or whose bracket overflows its list is found by the exact radix select
- * over histograms instead (two passes).
+ * Locates ascending magnitude ranks in the vectors of a source: `wanted[v]` lists ranks of vector v (null: none).
+ * Each rank is first bracketed from a gathered sample and counted into the bracket in one pass: the entries strictly
+ * inside it, a few percent of n, are collected and the rank is selected among them (quickselect); a rank inside a tie
+ * at either end needs only the counts. A rank the bracket misses (a 6σ event) or whose bracket overflows its list is
+ * found by the exact radix select over histograms instead (two passes).
  */
 function locateRanks(source: VectorSource, n: number, wanted: readonly (readonly (number | null)[])[]): (RankedMagnitude | null)[][] {
   const samples = sampleMagnitudes(source, n);

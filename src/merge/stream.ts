@@ -290,7 +290,7 @@ class RangeReader {
   private readonly fds = new Map<string, number>();
   private readonly raw: ArrayBuffer[];
   private readonly wide: Float32Array[];
-  private readonly mapper;
+  private readonly mapper: ReturnType<typeof fileMapping>;
   /** Per input, the window mapped now: its tensor, where it starts in the tensor's bytes, and its bytes. */
   private readonly mapped: ({ info: TensorInfo; start: number; bytes: ArrayBuffer } | null)[];
 
