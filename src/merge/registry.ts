@@ -12,7 +12,7 @@ import { regmean } from './methods/regmean.js';
 import { slerp } from './methods/slerp.js';
 import { combineTaskVectors, rowCombiner, subtractInPlace, type Consensus } from './methods/task-arithmetic.js';
 import { trimRanks } from './methods/ties.js';
-import { keepMagnitudeRanks, magnitudeBands, wholeSource, type MagnitudeBand, type VectorSource } from './select.js';
+import { keepMagnitudeRanks, magnitudeBands, wholeSource, type MagnitudeBand } from './select.js';
 import type { InputChunk, RangeMerge, Scratch, TensorContext, TensorGather, TensorScan } from './stream.js';
 
 /** A parameter value after filters and gradients are applied. */
@@ -123,33 +123,14 @@ function taskFamily(sparsify: Sparsify | null, consensus: Consensus | null, norm
           const [r, stride] = rows(chunks, offset, out.length);
           combine(chunks[0], r, stride, out, bands, offset);
         };
-      // τⱼ at a few entries, from the inputs: the f32 difference, as the kernel computes it (a double difference of
-      // two f32s rounds to the same f32).
-      const gatherTaskVectors = (indices: Float64Array) => {
-        const [base, ...models] = gather(indices);
-        for (const m of models) for (let i = 0; i < m.length; i++) m[i] -= base[i];
-        return models;
-      };
       if (k * n <= scratch.limit) {
-        // Task vectors kept as k rows of n, computed in the first pass, which reads the models: the selection's
-        // first pass visits each range as it is written (while it is in cache); later passes visit the rows whole.
+        // Task vectors kept as k rows of n, computed in the one pass that reads the models; the selection then samples
+        // and scans those rows. (A sample gathered from the inputs first, so that the counting could ride on this
+        // pass, touched every page of the inputs once more and measured slower.)
         const tv = scratch.get(k * n);
+        scan((chunks, offset, length) => taskVectors(chunks, length, tv.subarray(offset), n));
         const rows = Array.from({ length: k }, (_, j) => tv.subarray(j * n, (j + 1) * n));
-        let computed = false;
-        const source: VectorSource = {
-          scan(visit) {
-            if (computed) return void visit(rows, 0);
-            computed = true;
-            let visiting = true;
-            scan((chunks, offset, length) => {
-              taskVectors(chunks, length, tv.subarray(offset), n);
-              if (visiting) visiting = visit(rows.map((r) => r.subarray(offset, offset + length)), offset) !== false;
-            });
-          },
-          gather: (indices) => (computed ? wholeSource(rows).gather(indices) : gatherTaskVectors(indices)),
-        };
-        const bands = sparsify ? magnitudeBands(source, n, ranges) : [];
-        if (!computed) source.scan(() => {});
+        const bands = sparsify ? magnitudeBands(wholeSource(rows), n, ranges) : [];
         return { merge: finalPass((_chunks, offset) => [tv.subarray(offset), n], bands), reads: 'first' };
       }
       // Task vectors recomputed range by range, packed as k rows of the range's length, in every pass.
@@ -167,7 +148,13 @@ function taskFamily(sparsify: Sparsify | null, consensus: Consensus | null, norm
                   const r = rangeRows(chunks, length);
                   return visit(Array.from({ length: k }, (_, j) => r.subarray(j * length, (j + 1) * length)), offset);
                 }),
-              gather: gatherTaskVectors,
+              // τⱼ at a few entries, from the inputs: the f32 difference, as the kernel computes it (a double
+              // difference of two f32s rounds to the same f32).
+              gather: (indices) => {
+                const [base, ...models] = gather(indices);
+                for (const m of models) for (let i = 0; i < m.length; i++) m[i] -= base[i];
+                return models;
+              },
             },
             n,
             ranges,
