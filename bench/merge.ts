@@ -3,15 +3,14 @@
  * llama-shaped, sharded), then runs a linear merge (2 models) and a TIES merge (base + 2 models), each in a fresh
  * process with a cold page cache right after reading the same inputs with the page cache dropped, one file after
  * another and all at once (this VM's disk speed drifts by 2× within minutes, so each merge is compared with
- * measurements taken just before it), and reports GB/s of checkpoint bytes read against the better of those two read
- * speeds (goal ≥ 80%) and the peak RSS against 3× the
- * largest tensor (in f32, the unit merges compute in) plus one output shard. Since one disk both reads the inputs
- * and writes the output (fsync'd), it also prints the ceiling that sets: bytes read / (read time + write time at the
- * measured speeds); and it runs each merge a second time with the output in memory (/dev/shm), where the disk only
- * reads.
+ * measurements taken just before it). It reports GB/s of checkpoint bytes read against the better of those two read
+ * speeds (goal ≥ 80%) and the peak RSS against 3× the largest tensor (in f32, the unit merges compute in) plus one
+ * output shard. Since one disk both reads the inputs and writes the output (fsync'd), it also prints the ceiling
+ * that sets: bytes read / (read time + write time at the measured speeds); and it runs each merge again with the
+ * output in memory (/dev/shm), where the disk only reads. Each row is the median of `--repeat` runs (default 3).
  *
- * Run: `npm run bench:merge` (or `node --import tsx bench/merge.ts [--layers N] [--dir DIR]`). Dropping the page
- * cache needs root; without it the numbers are for cached reads and say so.
+ * Run: `npm run bench:merge` (or `node --import tsx bench/merge.ts [--layers N] [--dir DIR] [--repeat N] [--keep]`).
+ * Dropping the page cache needs root; without it the numbers are for cached reads and say so.
  */
 import { spawnSync } from 'node:child_process';
 import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, readSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
@@ -117,6 +116,12 @@ function writeSpeed(dir: string): number {
   return (16 * buf.length) / 1e9 / s;
 }
 
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[s.length >> 1] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+};
+const pct = (x: number) => `${(100 * x).toFixed(0)}%`;
+
 const dirSize = (d: string) => readdirSync(d).reduce((a, f) => a + statSync(join(d, f)).size, 0);
 
 function child(method: string, root: string, outRoot: string): void {
@@ -155,26 +160,34 @@ function main(): void {
   // The output goes to the checkpoints' disk (end to end), and to memory (/dev/shm) where there is one: then the disk
   // only reads, and the row shows how fast the merge consumes its inputs.
   const outputs: [string, string][] = [['disk', root], ...(existsSync('/dev/shm') ? [['memory', '/dev/shm'] as [string, string]] : [])];
-  console.log('| merge | output to | disk read just before: sequential, parallel | GB read | seconds | GB/s | vs disk (the better read) | disk ceiling | peak RSS | 3×largest(f32)+shard | within |');
+  const repeat = Number(opt('--repeat', '3'));
+  const bound = 3 * largestF32 + SHARD_BYTES;
+  console.log(`each row: the median of ${repeat} runs, each merge against the disk read measured just before it (the range of those ratios in brackets)`);
+  console.log('| merge | output to | disk read: sequential, parallel | GB read | seconds | GB/s | vs disk (the better read) | disk ceiling | peak RSS | 3×largest(f32)+shard | within |');
   console.log('|---|---|---|---|---|---|---|---|---|---|---|');
   for (const method of ['linear', 'ties']) {
     for (const [where, outRoot] of outputs) {
       const inputs = method === 'linear' ? ['a', 'b'] : ['base', 'a', 'b'];
       const dirs = inputs.map((d) => join(root, d));
-      // The disk's best of the two ways to read the same bytes.
-      const sequential = sequentialReadSpeed(dirs), parallel = parallelReadSpeed(dirs), disk = Math.max(sequential, parallel);
-      dropCaches();
-      const r = spawnSync(process.execPath, ['--import', 'tsx', fileURLToPath(import.meta.url), '--child', method, root, outRoot], { encoding: 'utf8' });
-      if (r.status !== 0) throw new Error(`${method} merge failed:\n${r.stderr}`);
-      const rep = JSON.parse(r.stdout.trim().split('\n').pop()!) as { bytesRead: number; bytesWritten: number; seconds: number; peakRssBytes: number };
-      const gbps = rep.bytesRead / 1e9 / rep.seconds;
-      const bound = 3 * largestF32 + SHARD_BYTES;
-      // The most a merge can reach when the disk reads the inputs and writes the (fsync'd) output one after the other.
-      const ceiling = where === 'disk' ? rep.bytesRead / (rep.bytesRead / disk + rep.bytesWritten / write) : disk;
+      const runs = Array.from({ length: repeat }, () => {
+        // The disk's best of the two ways to read the same bytes.
+        const sequential = sequentialReadSpeed(dirs), parallel = parallelReadSpeed(dirs), disk = Math.max(sequential, parallel);
+        dropCaches();
+        const r = spawnSync(process.execPath, ['--import', 'tsx', fileURLToPath(import.meta.url), '--child', method, root, outRoot], { encoding: 'utf8' });
+        if (r.status !== 0) throw new Error(`${method} merge failed:\n${r.stderr}`);
+        const rep = JSON.parse(r.stdout.trim().split('\n').pop()!) as { bytesRead: number; bytesWritten: number; seconds: number; peakRssBytes: number };
+        const gbps = rep.bytesRead / 1e9 / rep.seconds;
+        // The most a merge can reach when the disk reads the inputs and writes the (fsync'd) output one after the other.
+        const ceiling = where === 'disk' ? rep.bytesRead / (rep.bytesRead / disk + rep.bytesWritten / write) : disk;
+        return { sequential, parallel, disk, gbps, ratio: gbps / disk, ceiling: ceiling / disk, ...rep };
+      });
+      const m = (f: (r: (typeof runs)[number]) => number) => median(runs.map(f));
+      const ratios = runs.map((r) => r.ratio);
+      const rss = Math.max(...runs.map((r) => r.peakRssBytes));
       console.log(
-        `| ${method} | ${where} | ${sequential.toFixed(2)}, ${parallel.toFixed(2)} GB/s | ${(rep.bytesRead / 1e9).toFixed(2)} | ${rep.seconds.toFixed(2)} | ${gbps.toFixed(2)} | ${((100 * gbps) / disk).toFixed(0)}% | ` +
-          `${ceiling.toFixed(2)} GB/s (${((100 * ceiling) / disk).toFixed(0)}%) | ` +
-          `${(rep.peakRssBytes / 1e9).toFixed(2)} GB | ${(bound / 1e9).toFixed(2)} GB | ${rep.peakRssBytes <= bound ? 'yes' : 'no'} |`,
+        `| ${method} | ${where} | ${m((r) => r.sequential).toFixed(2)}, ${m((r) => r.parallel).toFixed(2)} GB/s | ${(runs[0].bytesRead / 1e9).toFixed(2)} | ${m((r) => r.seconds).toFixed(2)} | ` +
+          `${m((r) => r.gbps).toFixed(2)} | ${pct(m((r) => r.ratio))} (${pct(Math.min(...ratios))}–${pct(Math.max(...ratios))}) | ${pct(m((r) => r.ceiling))} | ` +
+          `${(rss / 1e9).toFixed(2)} GB | ${(bound / 1e9).toFixed(2)} GB | ${rss <= bound ? 'yes' : 'no'} |`,
       );
     }
   }
