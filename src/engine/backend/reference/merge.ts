@@ -140,8 +140,8 @@ export function tiesCombine(
   for (let i = 0; i < n; i++) {
     let vote = 0;
     for (let j = 0; j < k; j++) {
-      const at = j * stride + i, band = bands.subarray(4 * j, 4 * j + 4);
-      const kept = bands.length === 0 || inBand(bits[at] & 0x7fffffff, offset + i, band[0], band[1], band[2], band[3]);
+      const at = j * stride + i, b4 = 4 * j;
+      const kept = bands.length === 0 || inBand(bits[at] & 0x7fffffff, offset + i, bands[b4], bands[b4 + 1], bands[b4 + 2], bands[b4 + 3]);
       v[j] = kept ? w[j] * deltas[at] : 0;
       vote = f(vote + (byCount ? Math.sign(v[j]) : v[j]));
     }
