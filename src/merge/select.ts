@@ -21,7 +21,7 @@ export type VectorScan = (visit: (chunks: readonly Float32Array[], offset: numbe
 /** Vectors a selection reads: in passes, and a few entries at a time (the sample that brackets a rank). */
 export interface VectorSource {
   scan: VectorScan;
-  /** Each vector's entries at `indices` (ascending). */
+  /** Each vector's entries at `indices` (ascending), in fresh arrays (the caller may overwrite them). */
   gather(indices: Float64Array): Float32Array[];
 }
 
@@ -68,8 +68,7 @@ function sampleMagnitudes(source: VectorSource, n: number): Uint32Array[] {
   const step = Math.max(1, Math.ceil(n / SAMPLE)), blocks = Math.ceil(n / step);
   const at = Float64Array.from({ length: blocks }, (_, k) => k * step + (mix(k) % Math.min(step, n - k * step)));
   return source.gather(at).map((v) => {
-    const bits = new Uint32Array(v.length);
-    bits.set(new Uint32Array(v.buffer, v.byteOffset, v.length));
+    const bits = new Uint32Array(v.buffer, v.byteOffset, v.length);
     for (let i = 0; i < bits.length; i++) bits[i] &= 0x7fffffff;
     return bits.sort();
   });
@@ -173,10 +172,10 @@ function locateByHistogram(scan: VectorScan, wanted: readonly (readonly (number 
 }
 
 /**
- * For each vector v of a scan (all of length n) and its rank range [lo, hi) (clamped to [0, n]), the band that keeps
- * exactly the entries of ascending (|x|, index) rank in the range. Two passes locate the boundary magnitudes (see
- * locateRanks) and, where a boundary cuts through a tie, one more finds the index of the cut. No pass when every
- * range is everything or nothing.
+ * For each vector v of a source (all of length n) and its rank range [lo, hi) (clamped to [0, n]), the band that keeps
+ * exactly the entries of ascending (|x|, index) rank in the range. A gathered sample and one pass locate the boundary
+ * magnitudes (see locateRanks) and, where a boundary cuts through a tie, one more (up to the cut) finds the index of
+ * the cut. No pass when every range is everything or nothing.
  */
 export function magnitudeBands(source: VectorSource, n: number, ranges: readonly (readonly [number, number])[]): MagnitudeBand[] {
   const clamped = ranges.map(([lo, hi]) => [Math.max(0, Math.floor(lo)), Math.min(n, Math.floor(hi))] as const);

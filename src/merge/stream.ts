@@ -278,7 +278,6 @@ function mergeInRanges(writer: ShardWriter, spec: TensorSpec, n: number, scan: T
 const MAP_WINDOW_CHUNKS = 16;
 
 const CAST: Record<'F32' | 'BF16' | 'F16', CastDType> = { F32: CastDType.F32, BF16: CastDType.BF16, F16: CastDType.F16 };
-const CAST_NAME = { [CastDType.F32]: 'F32', [CastDType.BF16]: 'BF16', [CastDType.F16]: 'F16' } as const;
 
 /**
  * Element ranges of tensors, one input at a time: when asked to and the backend can map files, ranges are views into
@@ -314,15 +313,15 @@ class RangeReader {
   gather(infos: readonly TensorInfo[], indices: Float64Array): Float32Array[] {
     return infos.map((info, input) => {
       const n = info.byteLength / dtypeSize(info.dtype);
-      let picked: SafeArray | null = null, dtype = CastDType.F32;
+      // read() hands f64 ranges over already in f32.
+      const dtype = info.dtype === 'F64' ? 'F32' : (info.dtype as FloatDType);
+      const picked = new (dtype === 'F32' ? Float32Array : Uint16Array)(indices.length);
       for (let k = 0; k < indices.length; ) {
         const offset = indices[k] - (indices[k] % this.chunkElements), end = Math.min(offset + this.chunkElements, n);
-        const chunk = this.read(input, info, offset, end - offset);
-        dtype = chunk.dtype;
-        picked ??= new (dtype === CastDType.F32 ? Float32Array : Uint16Array)(indices.length);
-        for (; k < indices.length && indices[k] < end; k++) picked[k] = chunk.data[indices[k] - offset];
+        const { data } = this.read(input, info, offset, end - offset);
+        for (; k < indices.length && indices[k] < end; k++) picked[k] = data[indices[k] - offset];
       }
-      return picked ? toF32(picked, CAST_NAME[dtype]) : new Float32Array(0);
+      return toF32(picked, dtype);
     });
   }
 
