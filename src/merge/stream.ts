@@ -11,7 +11,7 @@ import { closeSync, copyFileSync, existsSync, openSync, readdirSync, readFileSyn
 import { join } from 'node:path';
 import { openCheckpointTensors } from '../io/sharded.js';
 import { dtypeSize, type SafeArray, type SafeDType, type TensorInfo, type TensorSource } from '../io/safetensors.js';
-import { backend, fileMapping } from '../engine/index.js';
+import { backend, fileMapping, readAheadModule } from '../engine/index.js';
 import { CastDType } from '../engine/backend/kernels.js';
 import { fromF32, fromF32Into, isFloatDType, toF32, type FloatDType } from './dtype.js';
 import { Prefetcher } from './prefetch.js';
@@ -187,7 +187,7 @@ export function mergeCheckpoints(opts: StreamMergeOptions): MergeReport {
     const large = bytesTotal >= 256_000_000;
     const writer = new ShardWriter(opts.out, specs, opts.maxShardBytes ?? 5_000_000_000, { writeBehind: opts.writeBehind ?? large });
     if (opts.prefetch ?? large) {
-      prefetch = new Prefetcher(reads.map((r) => r.map((i) => ({ file: i.file, offset: i.byteOffset, length: i.byteLength }))), 1_000_000_000);
+      prefetch = new Prefetcher(reads.map((r) => r.map((i) => ({ file: i.file, offset: i.byteOffset, length: i.byteLength }))), 1_000_000_000, readAheadModule());
     }
     let bytesRead = 0;
     let largest = 0;

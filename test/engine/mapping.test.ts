@@ -1,14 +1,17 @@
 // The native addon's file mappings: the bytes of any range (page-aligned or not), private to the process, released
-// on demand with the buffer detached, and errors that name the file.
+// on demand with the buffer detached, and errors that name the file; and its read-ahead, from a worker thread as the
+// merge's read-ahead worker calls it.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createRequire } from 'node:module';
+import { once } from 'node:events';
+import { Worker } from 'node:worker_threads';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { NativeKernels } from '../../src/engine/backend/native.js';
+import { nativeAddonPath, type NativeKernels } from '../../src/engine/backend/native.js';
 
-const native = createRequire(import.meta.url)('../../build/Release/peftjs.node') as NativeKernels;
+const native = createRequire(import.meta.url)(nativeAddonPath()) as NativeKernels;
 
 test('mapFile: any byte range, copy-on-write; unmap detaches the buffer; a missing file and a range past the end are named', () => {
   const dir = mkdtempSync(join(tmpdir(), 'peftjs-map-'));
@@ -29,6 +32,34 @@ test('mapFile: any byte range, copy-on-write; unmap detaches the buffer; a missi
     assert.deepEqual(new Uint8Array(readFileSync(path)), bytes, 'writes to a mapping never reach the file');
     assert.throws(() => native.mapFile(join(dir, 'missing.bin'), 0, 8), /missing\.bin/);
     assert.throws(() => native.mapFile(path, bytes.length - 4, 8), /data\.bin: bytes \[\d+, \d+\) lie past the end of the file .* truncated/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('readAhead: any range, in a worker thread too, leaves the file as it was; a missing file and a range past the end are named', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'peftjs-readahead-'));
+  try {
+    const path = join(dir, 'data.bin');
+    const bytes = Uint8Array.from({ length: 3 * 4096 + 77 }, (_, i) => (i * 13 + 5) & 0xff);
+    writeFileSync(path, bytes);
+    for (const [offset, length] of [[0, bytes.length], [1, 10], [4095, 2], [5000, 7000], [9, 0]]) native.readAhead(path, offset, length);
+    assert.deepEqual(new Uint8Array(readFileSync(path)), bytes);
+    assert.throws(() => native.readAhead(join(dir, 'missing.bin'), 0, 8), /missing\.bin/);
+    assert.throws(() => native.readAhead(path, bytes.length - 4, 8), /data\.bin: bytes \[\d+, \d+\) lie past the end of the file .* truncated/);
+    // The read-ahead worker loads the addon in its own thread (prefetch.ts): the same calls there.
+    const worker = new Worker(
+      `const { workerData, parentPort } = require('node:worker_threads');
+       const { readAhead } = require(workerData.addon);
+       readAhead(workerData.path, 4095, 5000);
+       let named = '';
+       try { readAhead(workerData.path, 0, 1 << 20); } catch (e) { named = e.message; }
+       parentPort.postMessage(named);`,
+      { eval: true, workerData: { addon: nativeAddonPath(), path } },
+    );
+    const [message] = (await once(worker, 'message')) as [string];
+    assert.match(message, /data\.bin: bytes \[0, 1048576\) lie past the end/);
+    await once(worker, 'exit');
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

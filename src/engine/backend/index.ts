@@ -6,7 +6,7 @@
  * load, peftjs says so once on stderr and uses `reference`.
  */
 import type { Kernels } from './kernels.js';
-import { loadNative, type NativeKernels } from './native.js';
+import { loadNative, nativeAddonPath, type NativeKernels } from './native.js';
 import { reference } from './reference/index.js';
 
 export type BackendName = 'native' | 'reference';
@@ -38,6 +38,14 @@ export function backend(): Kernels {
 export function fileMapping(): Pick<NativeKernels, 'mapFile' | 'unmap'> | null {
   const b = backend();
   return b.name === 'native' ? (b as NativeKernels) : null;
+}
+
+/**
+ * The native addon's path when the current backend is native, else null: worker threads load it for
+ * {@link NativeKernels.readAhead} (a read-ahead that does not copy).
+ */
+export function readAheadModule(): string | null {
+  return backend().name === 'native' ? nativeAddonPath() : null;
 }
 
 /** Whether the native addon loads on this machine. */

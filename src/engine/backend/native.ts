@@ -23,6 +23,11 @@ export interface NativeKernels extends Kernels {
   mapFile(path: string, offset: number, length: number): ArrayBuffer;
   /** Releases a {@link NativeKernels.mapFile} buffer now and detaches it (its views become empty). */
   unmap(buffer: ArrayBuffer): void;
+  /**
+   * Blocks until bytes [offset, offset + length) of the file are in the page cache, without copying them (the range
+   * is mapped, populated and unmapped); throws naming the file when the range lies past its end or cannot be read.
+   */
+  readAhead(path: string, offset: number, length: number): void;
 }
 
 /** Every function the addon must export: the kernel contract (checked exhaustive below) plus the extras. */
@@ -42,7 +47,7 @@ const KERNEL_FUNCTIONS = [
   'svd', 'solve',
   'adamw', 'sgd',
   'castF32ToF16', 'scaleAdd', 'magnitudeHistogram', 'taskVector', 'magnitudeBracket', 'magnitudeRankIndex', 'keepMagnitudeBand', 'tiesCombine',
-  'benchRawGemm', 'mapFile', 'unmap',
+  'benchRawGemm', 'mapFile', 'unmap', 'readAhead',
 ] as const satisfies readonly Exclude<keyof NativeKernels, 'name'>[];
 
 // Compile-time check that KERNEL_FUNCTIONS lists every kernel: `true` only if nothing is missing.
