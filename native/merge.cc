@@ -1,4 +1,4 @@
-// Merging: the hot loops of model merging — f32 → f16 casts, weighted sums and task vectors that read checkpoint
+// Merging: the hot loops of model merging — f32 → f16 casts, weighted sums (also cast to the output dtype) and task vectors that read checkpoint
 // dtypes directly, magnitude histograms, rank lookups and bands (TIES / Breadcrumbs trimming by rank), and the fused
 // TIES sign election + disjoint mean over k task vectors.
 #include <omp.h>
@@ -56,15 +56,27 @@ void checkBins(const Args& a, int64_t bins, int64_t shift) {
   if (shift > 31) a.fail("shift must be ≤ 31, got " + std::to_string(shift));
 }
 
-// Calls f with the element converter of `dtype` and its pointer type (CastDType in kernels.ts).
+// Calls f with `data` as the element type of `dtype` (CastDType in kernels.ts) and its converter to f32; false for an
+// unknown dtype.
+template <typename F>
+bool withConverter(int64_t dtype, const void* data, F f) {
+  switch (dtype) {
+    case kF32: return f(static_cast<const float*>(data), [](float v) { return v; }), true;
+    case kBF16: return f(static_cast<const uint16_t*>(data), [](uint16_t v) { return bf16ToF32(v); }), true;
+    case kF16: return f(static_cast<const uint16_t*>(data), [](uint16_t v) { return f16ToF32(v); }), true;
+    default: return false;
+  }
+}
+
+[[noreturn]] void badDType(const Args& a, const std::string& name, int64_t dtype) {
+  a.fail(name + " dtype must be 0 (F32), 1 (BF16) or 2 (F16), got " + std::to_string(dtype));
+}
+
+// Calls f with argument `arg` read as `dtype` and its converter (see withConverter).
 template <typename F>
 void withDType(const Args& a, int64_t dtype, size_t arg, const char* name, F f) {
-  switch (dtype) {
-    case kF32: return f(a.f32(arg), [](float v) { return v; });
-    case kBF16: return f(a.u16(arg), [](uint16_t v) { return bf16ToF32(v); });
-    case kF16: return f(a.u16(arg), [](uint16_t v) { return f16ToF32(v); });
-    default: a.fail(std::string(name) + " dtype must be 0 (F32), 1 (BF16) or 2 (F16), got " + std::to_string(dtype));
-  }
+  const void* data = dtype == kF32 ? static_cast<const void*>(a.f32(arg)) : dtype == kBF16 || dtype == kF16 ? a.u16(arg) : nullptr;
+  if (!withConverter(dtype, data, f)) badDType(a, name, dtype);
 }
 
 // A row's magnitude band in the form the tile loop tests without branches: entry i of a tile (at = tile start + i)
@@ -139,6 +151,22 @@ void tiesTiles(const float* d, int64_t k, int64_t n, int64_t stride, const float
         out[i0 + i] = cvt(base[i0 + i]) + lambda * acc[i] / div;
       }
     }
+  }
+}
+
+// Writes the f32 values v[0, m) to out[0, m) as `dtype`.
+void storeAs(int64_t dtype, void* out, const float* v, int32_t m) {
+  uint16_t* o = static_cast<uint16_t*>(out);
+  switch (dtype) {
+    case kF32: std::memcpy(out, v, sizeof(float) * m); return;
+    case kBF16:
+#pragma omp simd
+      for (int32_t i = 0; i < m; i++) o[i] = f32ToBF16(v[i]);
+      return;
+    case kF16:
+#pragma omp simd
+      for (int32_t i = 0; i < m; i++) o[i] = f32ToF16(v[i]);
+      return;
   }
 }
 
@@ -325,5 +353,58 @@ PEFTJS_EXPORT(tiesCombine) {
     if (byCount) tiesTiles<true>(d, k, n, stride, w, bands.data(), offset, base, cvt, out, lambda, normalize);
     else tiesTiles<false>(d, k, n, stride, w, bands.data(), offset, base, cvt, out, lambda, normalize);
   });
+  return info.Env().Undefined();
+}
+
+// Tiles of entries: each input's weighted term goes into an f32 tile that stays in L1 (the first assigned, the others
+// added, with scaleAdd's rounding), then the tile is cast to the output dtype: one pass over the inputs, none over an
+// f32 copy of the sum.
+PEFTJS_EXPORT(weightedSum) {
+  Args a(info, "weightedSum");
+  const int32_t* dtypes = a.i32(0);
+  if (!info[1].IsArray()) a.fail("argument 1 must be an array of typed arrays");
+  const Napi::Array list = info[1].As<Napi::Array>();
+  const int64_t k = list.Length();
+  const float* w = a.f32(2);
+  const int64_t n = sizeArg(a, 3, "n"), outDtype = a.int64(4);
+  if (k == 0) a.fail("no inputs");
+  need(a, 0, "dtypes", k);
+  need(a, 2, "w", k);
+  std::vector<const void*> xs(static_cast<size_t>(k));
+  for (int64_t j = 0; j < k; j++) {
+    const Napi::Value v = list.Get(static_cast<uint32_t>(j));
+    const napi_typedarray_type want = dtypes[j] == kF32 ? napi_float32_array : napi_uint16_array;
+    if (dtypes[j] != kF32 && dtypes[j] != kBF16 && dtypes[j] != kF16) badDType(a, "input " + std::to_string(j), dtypes[j]);
+    if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != want || v.As<Napi::TypedArray>().ElementLength() < static_cast<size_t>(n))
+      a.fail("input " + std::to_string(j) + " must be a " + (dtypes[j] == kF32 ? "Float32Array" : "Uint16Array") + " of at least " + std::to_string(n) + " entries");
+    const Napi::TypedArray t = v.As<Napi::TypedArray>();
+    xs[j] = static_cast<const uint8_t*>(t.ArrayBuffer().Data()) + t.ByteOffset();
+  }
+  if (outDtype != kF32 && outDtype != kBF16 && outDtype != kF16) badDType(a, "out", outDtype);
+  void* out = outDtype == kF32 ? static_cast<void*>(a.f32(5)) : a.u16(5);
+  need(a, 5, "out", n);
+  const size_t outSize = outDtype == kF32 ? 4 : 2;
+  constexpr int32_t kTile = 1024;
+  const int64_t tiles = (n + kTile - 1) / kTile;
+#pragma omp parallel for schedule(static) if (n >= kParallelMin)
+  for (int64_t t = 0; t < tiles; t++) {
+    const int64_t i0 = t * kTile;
+    const int32_t m = static_cast<int32_t>(std::min<int64_t>(kTile, n - i0));
+    float acc[kTile];
+    for (int64_t j = 0; j < k; j++) {
+      const float wj = w[j];
+      withConverter(dtypes[j], xs[j], [&](auto x, auto cvt) {
+        x += i0;
+        if (j == 0) {
+#pragma omp simd
+          for (int32_t i = 0; i < m; i++) acc[i] = wj * cvt(x[i]);
+        } else {
+#pragma omp simd
+          for (int32_t i = 0; i < m; i++) acc[i] += wj * cvt(x[i]);
+        }
+      });
+    }
+    storeAs(outDtype, static_cast<uint8_t*>(out) + i0 * outSize, acc, m);
+  }
   return info.Env().Undefined();
 }

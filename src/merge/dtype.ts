@@ -29,24 +29,18 @@ export function toF32(data: SafeArray, dtype: FloatDType): Float32Array {
 
 /** f32 `x` converted to `dtype` (rounding to nearest even): `x` itself for F32, a fresh array otherwise. */
 export function fromF32(x: Float32Array, dtype: FloatDType): SafeArray {
-  if (dtype === 'F32') return x as SafeArray;
-  return fromF32Into(x, dtype, dtype === 'F64' ? new Float64Array(x.length) : new Uint16Array(x.length));
-}
-
-/** {@link fromF32} into `dst` (of `dtype`'s array type and x's length; ignored for F32, which returns `x`). */
-export function fromF32Into(x: Float32Array, dtype: FloatDType, dst: SafeArray): SafeArray {
   switch (dtype) {
     case 'F32':
       return x as SafeArray;
     case 'F64':
-      (dst as Float64Array).set(x);
-      return dst;
+      return Float64Array.from(x);
     case 'BF16':
-      backend().castF32ToBF16(x, dst as Uint16Array, x.length);
-      return dst;
-    case 'F16':
-      backend().castF32ToF16(x, dst as Uint16Array, x.length);
-      return dst;
+    case 'F16': {
+      const out = new Uint16Array(x.length);
+      if (dtype === 'BF16') backend().castF32ToBF16(x, out, x.length);
+      else backend().castF32ToF16(x, out, x.length);
+      return out;
+    }
   }
 }
 

@@ -13,7 +13,7 @@ import { slerp } from './methods/slerp.js';
 import { combineTaskVectors, rowCombiner, subtractInPlace, type Consensus } from './methods/task-arithmetic.js';
 import { trimRanks } from './methods/ties.js';
 import { keepMagnitudeRanks, magnitudeBands, wholeSource, type MagnitudeBand } from './select.js';
-import type { InputChunk, RangeMerge, Scratch, TensorContext, TensorGather, TensorScan } from './stream.js';
+import type { InputChunk, OutputRange, RangeMerge, Scratch, TensorContext, TensorGather, TensorScan } from './stream.js';
 
 /** A parameter value after filters and gradients are applied. */
 export type ParamValue = number | boolean;
@@ -119,8 +119,8 @@ function taskFamily(sparsify: Sparsify | null, consensus: Consensus | null, norm
       };
       /** The final pass over one range, given where its task vectors are: k rows of stride `stride` from `r`'s start. */
       const finalPass = (rows: (chunks: readonly InputChunk[], offset: number, length: number) => [Float32Array, number], bands: MagnitudeBand[]) =>
-        (chunks: readonly InputChunk[], offset: number, out: Float32Array) => {
-          const [r, stride] = rows(chunks, offset, out.length);
+        (chunks: readonly InputChunk[], offset: number, out: OutputRange) => {
+          const [r, stride] = rows(chunks, offset, out.data.length);
           combine(chunks[0], r, stride, out, bands, offset);
         };
       if (k * n <= scratch.limit) {
@@ -185,8 +185,11 @@ export const METHODS: Record<string, MethodDef> = {
     merge: (c) => linearInto(c.tensors[0], c.tensors, weights(c), { normalize: Boolean(c.global.normalize) }),
     chunked(c) {
       const scale = linearScale(weights(c), { normalize: Boolean(c.global.normalize) });
-      const w = weights(c).map((x) => x * scale);
-      return { merge: (chunks, _offset, out) => chunks.forEach((x, j) => backend().scaleAdd(x.dtype, x.data, out, out.length, w[j], j === 0 ? 0 : 1)), reads: 'all' };
+      const w = Float32Array.from(weights(c), (x) => x * scale);
+      return {
+        merge: (chunks, _offset, out) => backend().weightedSum(Int32Array.from(chunks, (x) => x.dtype), chunks.map((x) => x.data), w, out.data.length, out.dtype, out.data),
+        reads: 'all',
+      };
     },
   },
   task_arithmetic: taskFamily(null, null, false, []),

@@ -13,7 +13,7 @@ import { openCheckpointTensors } from '../io/sharded.js';
 import { dtypeSize, type SafeArray, type SafeDType, type TensorInfo, type TensorSource } from '../io/safetensors.js';
 import { backend, fileMapping, readAheadModule } from '../engine/index.js';
 import { CastDType } from '../engine/backend/kernels.js';
-import { fromF32, fromF32Into, isFloatDType, toF32, type FloatDType } from './dtype.js';
+import { fromF32, isFloatDType, toF32, type FloatDType } from './dtype.js';
 import { Prefetcher } from './prefetch.js';
 import { ShardWriter, type TensorSpec } from './shard-writer.js';
 
@@ -51,8 +51,14 @@ export type TensorScan = (visit: ChunkVisitor) => void;
 /** Every input's entries of the current tensor at `indices` (ascending), in f32, in input order. */
 export type TensorGather = (indices: Float64Array) => Float32Array[];
 
-/** Merges one range: writes the merged f32 values of the range starting at `offset` into `out` (its length). */
-export type ChunkMerge = (chunks: readonly InputChunk[], offset: number, out: Float32Array) => void;
+/** Where a range's merged values go: the output's range, in the dtype it is written in (F64 outputs get an F32 one). */
+export interface OutputRange {
+  data: Float32Array | Uint16Array;
+  dtype: CastDType;
+}
+
+/** Merges one range: writes the merged values of the range starting at `offset` into `out` (its length), in its dtype. */
+export type ChunkMerge = (chunks: readonly InputChunk[], offset: number, out: OutputRange) => void;
 
 /**
  * The final pass of a range-by-range merge: the merge of one range, and which inputs' chunks it reads — all, or only
@@ -264,13 +270,17 @@ function mergeWhole(merge: TensorMerger, ctx: TensorContext, sources: readonly T
 function mergeInRanges(writer: ShardWriter, spec: TensorSpec, n: number, scan: TensorScan, merge: ChunkMerge, chunkElements: number): void {
   const dtype = spec.dtype as FloatDType;
   const size = dtypeSize(dtype);
-  const out = new Float32Array(Math.min(n, chunkElements));
-  const cast = dtype === 'F64' ? new Float64Array(out.length) : dtype === 'F32' ? null : new Uint16Array(out.length);
-  if (n === 0) return writer.write(spec.name, fromF32(out, dtype));
+  const longest = Math.min(n, chunkElements);
+  // Merges write F32, BF16 and F16 ranges directly; F64 ones are widened from F32.
+  const out = dtype === 'F32' || dtype === 'F64' ? new Float32Array(longest) : new Uint16Array(longest);
+  const wide = dtype === 'F64' ? new Float64Array(longest) : null;
+  if (n === 0) return writer.write(spec.name, wide ?? out);
   scan((chunks, offset, length) => {
     const o = out.subarray(0, length);
-    merge(chunks, offset, o);
-    writer.writeRange(spec.name, offset * size, fromF32Into(o, dtype, cast ? cast.subarray(0, length) : (o as SafeArray)));
+    merge(chunks, offset, { data: o, dtype: dtype === 'F64' ? CastDType.F32 : CAST[dtype] });
+    const w = wide?.subarray(0, length);
+    w?.set(o);
+    writer.writeRange(spec.name, offset * size, w ?? o);
   });
 }
 

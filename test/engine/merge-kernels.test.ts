@@ -80,6 +80,46 @@ test('scaleAdd: native matches reference for f32, bf16 and f16 inputs, beta 0 ig
   assert.deepEqual([...y], [2, -4]);
 });
 
+test('weightedSum: native equals its scaleAdd chain + cast bit for bit, and the reference, for mixed input and output dtypes', () => {
+  const castTo = (k: Kernels, x: Float32Array, dtype: CastDType): Float32Array | Uint16Array => {
+    if (dtype === CastDType.F32) return x.slice();
+    const out = new Uint16Array(x.length);
+    (dtype === CastDType.BF16 ? k.castF32ToBF16 : k.castF32ToF16).call(k, x, out, x.length);
+    return out;
+  };
+  for (const n of SIZES) {
+    const values = [rand(n, n + 11, -3, 3), rand(n, n + 12, -3, 3), rand(n, n + 13, -3, 3)];
+    for (const dtypes of [[CastDType.BF16, CastDType.BF16], [CastDType.F32, CastDType.F16, CastDType.BF16], [CastDType.F16]]) {
+      const inputs = dtypes.map((d, j) => castTo(reference, values[j], d));
+      const w = Float32Array.from(dtypes, (_, j) => [0.5, -1.25, 0.3][j]);
+      for (const outDtype of [CastDType.F32, CastDType.BF16, CastDType.F16]) {
+        const got = outDtype === CastDType.F32 ? new Float32Array(n) : new Uint16Array(n);
+        native.weightedSum(Int32Array.from(dtypes), inputs, w, n, outDtype, got);
+        // The same sum as scaleAdd chains it, then the cast kernel.
+        const acc = new Float32Array(n);
+        inputs.forEach((x, j) => native.scaleAdd(dtypes[j], x, acc, n, w[j], j === 0 ? 0 : 1));
+        assert.deepEqual(got, castTo(native, acc, outDtype), `n=${n} dtypes ${dtypes} → ${outDtype}`);
+        const ref = outDtype === CastDType.F32 ? new Float32Array(n) : new Uint16Array(n);
+        reference.weightedSum(Int32Array.from(dtypes), inputs, w, n, outDtype, ref);
+        const wide = (x: Float32Array | Uint16Array) => (x instanceof Float32Array ? x : castFrom(x, outDtype));
+        const [a, b] = [wide(got), wide(ref)];
+        // Native may fuse the multiply-add; one rounding of the output dtype apart at most.
+        const ulp = outDtype === CastDType.F32 ? 1e-6 : outDtype === CastDType.BF16 ? 2 ** -7 : 2 ** -10;
+        for (let i = 0; i < n; i++) assert.ok(Math.abs(a[i] - b[i]) <= ulp * (1 + Math.abs(b[i])), `n=${n} [${i}]: ${a[i]} vs ${b[i]}`);
+      }
+    }
+  }
+  assert.throws(() => native.weightedSum(new Int32Array([CastDType.BF16]), [new Float32Array(4)], new Float32Array([1]), 4, CastDType.F32, new Float32Array(4)), /input 0 must be a Uint16Array/);
+  assert.throws(() => native.weightedSum(new Int32Array(0), [], new Float32Array(0), 4, CastDType.F32, new Float32Array(4)), /no inputs/);
+});
+
+/** bf16 / f16 bits back to f32 (reference kernels). */
+function castFrom(x: Uint16Array, dtype: CastDType): Float32Array {
+  const out = new Float32Array(x.length);
+  (dtype === CastDType.BF16 ? reference.castBF16ToF32 : reference.castF16ToF32)(x, out, x.length);
+  return out;
+}
+
 test('magnitudeHistogram: native equals reference (accumulating, with a prefix match); counts match a direct count', () => {
   for (const n of SIZES) {
     const x = rand(n, n + 3, -2, 2);

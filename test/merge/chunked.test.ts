@@ -82,6 +82,26 @@ for (const dtype of ['BF16', 'F16'] as const) {
   });
 }
 
+test('streamed merges written as bf16, f16 and f64 equal the pure functions cast to that dtype', () => {
+  const B = checkpoint('base-out', 'BF16', 4), A = checkpoint('a-out', 'BF16', 5), C = checkpoint('c-out', 'BF16', 6);
+  const [base, a, c] = ['base-out', 'a-out', 'c-out'].map((d) => join(tmp, d));
+  const cases: [string, string, (n: string) => Float32Array][] = [
+    ['linear', `merge_method: linear\nmodels:\n  - {model: ${a}, parameters: {weight: 1}}\n  - {model: ${c}, parameters: {weight: 3}}\n`, (n) => linear([A.get(n)!, C.get(n)!], [1, 3])],
+    ['task_arithmetic', `merge_method: task_arithmetic\nbase_model: ${base}\nmodels:\n  - {model: ${a}, parameters: {weight: 0.5}}\n  - {model: ${c}, parameters: {weight: 1}}\n`,
+      (n) => taskArithmetic(B.get(n)!, [A.get(n)!, C.get(n)!], { weights: [0.5, 1] })],
+    ['ties', `merge_method: ties\nbase_model: ${base}\nmodels:\n  - {model: ${a}, parameters: {weight: 1, density: 0.4}}\n  - {model: ${c}, parameters: {weight: 2, density: 0.7}}\n`,
+      (n) => ties(B.get(n)!, [A.get(n)!, C.get(n)!], { weights: [1, 2], density: [0.4, 0.7] })],
+  ];
+  for (const [method, yaml, expected] of cases)
+    for (const [name, dtype] of [['bfloat16', 'BF16'], ['float16', 'F16'], ['float64', 'F64']] as const) {
+      const out = join(tmp, `${method}-out-${dtype}`);
+      runMerge(parseMergeConfig(`${yaml}dtype: ${name}\n`), out, { chunkElements: 5 });
+      const got = readAll(out);
+      for (const [n] of SHAPES) sameValues(got.get(n), toF32(fromF32(expected(n), dtype), dtype), `${method} → ${dtype} ${n}`);
+      rmSync(out, { recursive: true });
+    }
+});
+
 test('the read-ahead and write-behind workers and mapped inputs do not change the result', () => {
   const a = join(tmp, 'a-BF16'), c = join(tmp, 'c-BF16'), base = join(tmp, 'base-BF16');
   const yaml = `merge_method: ties\nbase_model: ${base}\nmodels:\n  - {model: ${a}, parameters: {weight: 1, density: 0.5}}\n  - {model: ${c}, parameters: {weight: 1, density: 0.5}}\n`;

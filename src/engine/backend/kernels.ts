@@ -380,6 +380,13 @@ export interface Kernels {
    */
   scaleAdd(dtype: CastDType, x: Float32Array | U16, y: Float32Array, n: number, alpha: number, beta: number): void;
   /**
+   * `out[i] = Σⱼ w[j]·inputs[j][i]` for i < n, input j read as `dtypes[j]`, accumulated in f32 in input order with
+   * {@link scaleAdd}'s rounding (the first term assigned, each next one added), then cast to `outDtype` (bf16 / f16
+   * round to nearest even, as {@link castF32ToBF16} / {@link castF32ToF16}): a streamed linear merge's range in one
+   * pass, without an f32 copy of the sum. At least one input.
+   */
+  weightedSum(dtypes: Int32Array, inputs: readonly (Float32Array | U16)[], w: Float32Array, n: number, outDtype: CastDType, out: Float32Array | U16): void;
+  /**
    * Histogram of magnitude bits (the f32 bit pattern with the sign cleared, which orders like |x|): for every i < n
    * whose magnitude bits b satisfy `b >>> matchShift === match` (matchShift = 31, match = 0: every entry),
    * `hist[(b >>> shift) & (bins − 1)] += 1` (accumulates). `bins` is a power of two ≤ 65536; shifts are ≤ 31.

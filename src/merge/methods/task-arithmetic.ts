@@ -61,42 +61,52 @@ export function combineTaskVectors(
     const len = Math.min(chunk, n - s);
     const rows = packed.subarray(0, k * len);
     deltas.forEach((d, j) => rows.set(d.subarray(s, s + len), j * len));
-    combine({ data: base.subarray(s, s + len), dtype: CastDType.F32 }, rows, len, out.subarray(s, s + len));
+    combine({ data: base.subarray(s, s + len), dtype: CastDType.F32 }, rows, len, { data: out.subarray(s, s + len), dtype: CastDType.F32 });
   }
   return out;
 }
 
 const COMBINE_CHUNK = 1 << 18;
 
-/** A range of the base as its checkpoint stores it. */
-export interface BaseRange {
+/** A range of values in a checkpoint dtype: one of the base as its checkpoint stores it, or of the output. */
+export interface TypedRange {
   data: Float32Array | Uint16Array;
   dtype: CastDType;
 }
 
 /**
  * {@link combineTaskVectors} on one range: `combine(base, deltas, stride, out, bands, offset)` with the range's task
- * vectors as rows of `deltas`, row j at [j·stride, j·stride + len) for len = out.length, each trimmed to its magnitude
- * band in `bands` (none: kept whole; `offset` is the range's index in the whole tensor). With a consensus the TIES
- * kernel applies the bands as it reads; without one they zero the rows in place. `out` may be the base's data.
+ * vectors as rows of `deltas`, row j at [j·stride, j·stride + len) for len = out.data.length, each trimmed to its
+ * magnitude band in `bands` (none: kept whole; `offset` is the range's index in the whole tensor), written to `out` in
+ * its dtype. With a consensus the TIES kernel applies the bands as it reads (into f32, then cast); without one they
+ * zero the rows in place and one weighted sum writes the output. `out` may be the base's data.
  */
 export function rowCombiner(
   w: Float32Array,
   opts: CombineOptions,
-): (base: BaseRange, deltas: Float32Array, stride: number, out: Float32Array, bands?: readonly MagnitudeBand[], offset?: number) => void {
+): (base: TypedRange, deltas: Float32Array, stride: number, out: TypedRange, bands?: readonly MagnitudeBand[], offset?: number) => void {
   const k = w.length, lambda = opts.lambda ?? 1, normalize = opts.normalize ?? false, consensus = opts.consensus ?? null;
   const total = w.reduce((a, x) => a + x, 0);
   const scale = lambda / (normalize && Math.abs(total) >= 1e-8 ? total : 1);
+  // out = base + Σ scale·wⱼ·τⱼ: the base first, then the rows, as one weighted sum.
+  const sumWeights = Float32Array.from([1, ...Array.from(w, (x) => scale * x)]);
+  const sumDtypes = new Int32Array(k + 1).fill(CastDType.F32);
+  let wide = new Float32Array(0);
   return (base, deltas, stride, out, bands = [], offset = 0) => {
-    const len = out.length;
+    const len = out.data.length;
     if (consensus !== null) {
       const packed = Float64Array.from(bands.flatMap((b) => [b.low, b.lowCut, b.high, b.highCut]));
-      return backend().tiesCombine(deltas, k, len, stride, w, packed, offset, base.dtype, base.data, out, lambda, normalize, consensus === 'count');
+      if (out.dtype !== CastDType.F32 && wide.length < len) wide = new Float32Array(len);
+      const f32 = out.dtype === CastDType.F32 ? (out.data as Float32Array) : wide.subarray(0, len);
+      backend().tiesCombine(deltas, k, len, stride, w, packed, offset, base.dtype, base.data, f32, lambda, normalize, consensus === 'count');
+      // The cast to the output dtype: a weighted sum of one term of weight 1.
+      if (out.dtype !== CastDType.F32) backend().weightedSum(sumDtypes.subarray(0, 1).fill(CastDType.F32), [f32], sumWeights.subarray(0, 1), len, out.dtype, out.data);
+      return;
     }
-    // A plain weighted sum: out = base + Σ scale·wⱼ·τⱼ.
     bands.forEach((b, j) => applyBand(deltas.subarray(j * stride, j * stride + len), b, offset));
-    backend().scaleAdd(base.dtype, base.data, out, len, 1, 0);
-    for (let j = 0; j < k; j++) backend().scaleAdd(CastDType.F32, deltas.subarray(j * stride, j * stride + len), out, len, scale * w[j], 1);
+    sumDtypes[0] = base.dtype;
+    const rows = Array.from({ length: k }, (_, j) => deltas.subarray(j * stride, j * stride + len));
+    backend().weightedSum(sumDtypes, [base.data, ...rows], sumWeights, len, out.dtype, out.data);
   };
 }
 

@@ -3,7 +3,7 @@
  * lookups and bands (trimming by magnitude rank), and the fused TIES sign election + disjoint mean.
  */
 import { CastDType, type U16 } from '../kernels.js';
-import { castBF16ToF32, castF16ToF32 } from './copy.js';
+import { castBF16ToF32, castF16ToF32, castF32ToBF16 } from './copy.js';
 
 /** IEEE half bits of the f32 bit pattern `f` (sign cleared): round to nearest even, see {@link castF32ToF16}. */
 function f16FromMagnitudeBits(f: number): number {
@@ -45,6 +45,16 @@ export function scaleAdd(dtype: CastDType, x: Float32Array | U16, y: Float32Arra
   // Math.fround keeps every step in f32, as the native kernel computes.
   const a = Math.fround(alpha), b = Math.fround(beta);
   for (let i = 0; i < n; i++) y[i] = b === 0 ? a * v[i] : Math.fround(b * y[i]) + Math.fround(a * v[i]);
+}
+
+/** `out[i] = Σⱼ w[j]·inputs[j][i]` accumulated in f32 as {@link scaleAdd} chains it, cast to `outDtype`. */
+export function weightedSum(dtypes: Int32Array, inputs: readonly (Float32Array | U16)[], w: Float32Array, n: number, outDtype: CastDType, out: Float32Array | U16): void {
+  if (inputs.length === 0) throw new Error('weightedSum: no inputs');
+  const acc = outDtype === CastDType.F32 ? (out as Float32Array) : new Float32Array(n);
+  inputs.forEach((x, j) => scaleAdd(dtypes[j], x, acc, n, w[j], j === 0 ? 0 : 1));
+  if (outDtype === CastDType.BF16) castF32ToBF16(acc, out as U16, n);
+  else if (outDtype === CastDType.F16) castF32ToF16(acc, out as U16, n);
+  else if (outDtype !== CastDType.F32) throw new Error(`weightedSum: out dtype must be 0 (F32), 1 (BF16) or 2 (F16), got ${outDtype}`);
 }
 
 /** Magnitude bits (the f32 bit pattern with the sign cleared, which orders like |x|) of the first n entries of x. */
