@@ -13,20 +13,8 @@ using namespace peftjs;
 
 namespace {
 
-// The dtypes scaleAdd and taskVector read (CastDType in kernels.ts).
+// The dtypes weightedSum and taskVector read and write (CastDType in kernels.ts).
 enum CastDType { kF32 = 0, kBF16 = 1, kF16 = 2 };
-
-// y = beta·y + alpha·cvt(x); beta = 0 overwrites y without reading it, beta = 1 is axpy's y += alpha·x (the same
-// rounding, so a streamed linear merge equals the whole-tensor one bit for bit).
-template <typename T, typename Cvt>
-void scaleAddLoop(const T* x, float* y, int64_t n, float alpha, float beta, Cvt cvt) {
-  if (beta == 0.f)
-    parallelFor(n, [=](int64_t i) { y[i] = alpha * cvt(x[i]); });
-  else if (beta == 1.f)
-    parallelFor(n, [=](int64_t i) { y[i] += alpha * cvt(x[i]); });
-  else
-    parallelFor(n, [=](int64_t i) { y[i] = beta * y[i] + alpha * cvt(x[i]); });
-}
 
 // Per-thread histograms over contiguous index ranges, summed into `hist` (which accumulates). Magnitudes cluster,
 // so consecutive entries often hit the same bin, and one histogram would chain every increment on the previous
@@ -175,17 +163,6 @@ void storeAs(int64_t dtype, void* out, const float* v, int32_t m) {
 PEFTJS_EXPORT(castF32ToF16) {
   Args a(info, "castF32ToF16");
   return castKernel<f32ToF16>(a, a.f32(0), a.u16(1));
-}
-
-PEFTJS_EXPORT(scaleAdd) {
-  Args a(info, "scaleAdd");
-  float* y = a.f32(2);
-  int64_t n = sizeArg(a, 3, "n");
-  const float alpha = static_cast<float>(a.num(4)), beta = static_cast<float>(a.num(5));
-  need(a, 1, "x", n);
-  need(a, 2, "y", n);
-  withDType(a, a.int64(0), 1, "x", [&](auto x, auto cvt) { scaleAddLoop(x, y, n, alpha, beta, cvt); });
-  return info.Env().Undefined();
 }
 
 PEFTJS_EXPORT(magnitudeHistogram) {
@@ -357,8 +334,8 @@ PEFTJS_EXPORT(tiesCombine) {
 }
 
 // Tiles of entries: each input's weighted term goes into an f32 tile that stays in L1 (the first assigned, the others
-// added, with scaleAdd's rounding), then the tile is cast to the output dtype: one pass over the inputs, none over an
-// f32 copy of the sum.
+// added as axpy adds them, so a streamed linear merge equals the whole-tensor one bit for bit), then the tile is cast
+// to the output dtype: one pass over the inputs, none over an f32 copy of the sum.
 PEFTJS_EXPORT(weightedSum) {
   Args a(info, "weightedSum");
   const int32_t* dtypes = a.i32(0);

@@ -59,55 +59,46 @@ test('castF32ToF16: every half round-trips, midpoints round to even, overflow an
   }
 });
 
-test('scaleAdd: native matches reference for f32, bf16 and f16 inputs, beta 0 ignores NaN in y', () => {
-  for (const n of SIZES) {
-    const x32 = rand(n, n + 1, -3, 3);
-    const xb = new Uint16Array(n), xh = new Uint16Array(n);
-    reference.castF32ToBF16(x32, xb, n);
-    reference.castF32ToF16(x32, xh, n);
-    for (const [dtype, x] of [[CastDType.F32, x32], [CastDType.BF16, xb], [CastDType.F16, xh]] as const) {
-      for (const [alpha, beta] of [[0.75, 0], [-1, 1], [0.3, -0.5]]) {
-        const y0 = beta === 0 ? new Float32Array(n).fill(NaN) : rand(n, n + 2);
-        const a = y0.slice(), b = y0.slice();
-        native.scaleAdd(dtype, x, a, n, alpha, beta);
-        reference.scaleAdd(dtype, x, b, n, alpha, beta);
-        for (let i = 0; i < n; i++) assert.ok(Math.abs(a[i] - b[i]) <= 1e-6 * (1 + Math.abs(b[i])), `dtype ${dtype} n=${n} [${i}]: ${a[i]} vs ${b[i]}`);
-      }
-    }
-  }
-  const y = new Float32Array(2);
-  reference.scaleAdd(CastDType.BF16, new Uint16Array([0x3f80, 0xc000]), y, 2, 2, 0); // bf16 1 and −2
-  assert.deepEqual([...y], [2, -4]);
-});
-
-test('weightedSum: native equals its scaleAdd chain + cast bit for bit, and the reference, for mixed input and output dtypes', () => {
+test('weightedSum: native equals the whole-tensor chain (affine, axpy, cast) and the reference, for mixed input and output dtypes', () => {
   const castTo = (k: Kernels, x: Float32Array, dtype: CastDType): Float32Array | Uint16Array => {
     if (dtype === CastDType.F32) return x.slice();
     const out = new Uint16Array(x.length);
     (dtype === CastDType.BF16 ? k.castF32ToBF16 : k.castF32ToF16).call(k, x, out, x.length);
     return out;
   };
+  const wide = (x: Float32Array | Uint16Array, dtype: CastDType) => (x instanceof Float32Array ? x : castFrom(x, dtype));
   for (const n of SIZES) {
     const values = [rand(n, n + 11, -3, 3), rand(n, n + 12, -3, 3), rand(n, n + 13, -3, 3)];
     for (const dtypes of [[CastDType.BF16, CastDType.BF16], [CastDType.F32, CastDType.F16, CastDType.BF16], [CastDType.F16]]) {
       const inputs = dtypes.map((d, j) => castTo(reference, values[j], d));
       const w = Float32Array.from(dtypes, (_, j) => [0.5, -1.25, 0.3][j]);
+      // The whole-tensor linear merge's arithmetic on the exact f32 values of the inputs.
+      const acc = new Float32Array(n);
+      inputs.forEach((x, j) => {
+        const v = wide(x, dtypes[j]);
+        if (j === 0) native.affine(v, acc, n, w[j], 0);
+        else native.axpy(v, acc, n, w[j]);
+      });
       for (const outDtype of [CastDType.F32, CastDType.BF16, CastDType.F16]) {
         const got = outDtype === CastDType.F32 ? new Float32Array(n) : new Uint16Array(n);
         native.weightedSum(Int32Array.from(dtypes), inputs, w, n, outDtype, got);
-        // The same sum as scaleAdd chains it, then the cast kernel.
-        const acc = new Float32Array(n);
-        inputs.forEach((x, j) => native.scaleAdd(dtypes[j], x, acc, n, w[j], j === 0 ? 0 : 1));
-        assert.deepEqual(got, castTo(native, acc, outDtype), `n=${n} dtypes ${dtypes} → ${outDtype}`);
+        // === : the chain's affine adds +0, so it gives +0 where the kernel gives −0.
+        const [a, chain] = [wide(got, outDtype), wide(castTo(native, acc, outDtype), outDtype)];
+        for (let i = 0; i < n; i++) assert.ok(a[i] === chain[i] || (Number.isNaN(a[i]) && Number.isNaN(chain[i])), `n=${n} dtypes ${dtypes} → ${outDtype} [${i}]: ${a[i]} vs ${chain[i]}`);
         const ref = outDtype === CastDType.F32 ? new Float32Array(n) : new Uint16Array(n);
         reference.weightedSum(Int32Array.from(dtypes), inputs, w, n, outDtype, ref);
-        const wide = (x: Float32Array | Uint16Array) => (x instanceof Float32Array ? x : castFrom(x, outDtype));
-        const [a, b] = [wide(got), wide(ref)];
+        const b = wide(ref, outDtype);
         // Native may fuse the multiply-add; one rounding of the output dtype apart at most.
         const ulp = outDtype === CastDType.F32 ? 1e-6 : outDtype === CastDType.BF16 ? 2 ** -7 : 2 ** -10;
         for (let i = 0; i < n; i++) assert.ok(Math.abs(a[i] - b[i]) <= ulp * (1 + Math.abs(b[i])), `n=${n} [${i}]: ${a[i]} vs ${b[i]}`);
       }
     }
+  }
+  // A worked entry: bf16 1 and −2 weighted 2 and 0.5 → 1, written as bf16 0x3f80 by both backends.
+  for (const k of [native, reference]) {
+    const out = new Uint16Array(1);
+    k.weightedSum(new Int32Array([CastDType.BF16, CastDType.BF16]), [new Uint16Array([0x3f80]), new Uint16Array([0xc000])], new Float32Array([2, 0.5]), 1, CastDType.BF16, out);
+    assert.equal(out[0], 0x3f80);
   }
   assert.throws(() => native.weightedSum(new Int32Array([CastDType.BF16]), [new Float32Array(4)], new Float32Array([1]), 4, CastDType.F32, new Float32Array(4)), /input 0 must be a Uint16Array/);
   assert.throws(() => native.weightedSum(new Int32Array(0), [], new Float32Array(0), 4, CastDType.F32, new Float32Array(4)), /no inputs/);
@@ -149,9 +140,7 @@ test('taskVector: native equals reference bit for bit across dtypes, and equals 
         return out;
       });
       assert.deepEqual(a, b, `n=${n} dtypes ${xd}/${bd}`);
-      const want = new Float32Array(n), minus = new Float32Array(n);
-      reference.scaleAdd(xd, x, want, n, 1, 0);
-      reference.scaleAdd(bd, base, minus, n, 1, 0);
+      const [want, minus] = [[xd, x], [bd, base]].map(([d, v]) => (v instanceof Float32Array ? v : castFrom(v as Uint16Array, d as CastDType)));
       for (let i = 0; i < n; i++) assert.equal(b[i], Math.fround(want[i] - minus[i]), `n=${n} [${i}]`);
     }
   }

@@ -374,16 +374,11 @@ export interface Kernels {
    */
   castF32ToF16(src: Float32Array, dst: U16, n: number): void;
   /**
-   * `y[i] = beta·y[i] + alpha·x[i]` for i < n with `x` read as `dtype` (f32, or bf16 / f16 bits converted exactly),
-   * computed in f32: the weighted sums of merging read checkpoint dtypes without a cast pass. With beta = 0, `y` is
-   * overwritten without being read.
-   */
-  scaleAdd(dtype: CastDType, x: Float32Array | U16, y: Float32Array, n: number, alpha: number, beta: number): void;
-  /**
-   * `out[i] = Σⱼ w[j]·inputs[j][i]` for i < n, input j read as `dtypes[j]`, accumulated in f32 in input order with
-   * {@link scaleAdd}'s rounding (the first term assigned, each next one added), then cast to `outDtype` (bf16 / f16
-   * round to nearest even, as {@link castF32ToBF16} / {@link castF32ToF16}): a streamed linear merge's range in one
-   * pass, without an f32 copy of the sum. At least one input.
+   * `out[i] = Σⱼ w[j]·inputs[j][i]` for i < n, input j read as `dtypes[j]` (f32, or bf16 / f16 bits converted
+   * exactly), accumulated in f32 in input order as {@link affine} then {@link axpy} would (the first term assigned,
+   * each next one added), then cast to `outDtype` (bf16 / f16 round to nearest even, as {@link castF32ToBF16} /
+   * {@link castF32ToF16}): a streamed weighted merge's range in one pass, without an f32 copy of the sum. At least one
+   * input; `out` may be one of the inputs when it has the output dtype.
    */
   weightedSum(dtypes: Int32Array, inputs: readonly (Float32Array | U16)[], w: Float32Array, n: number, outDtype: CastDType, out: Float32Array | U16): void;
   /**
@@ -394,7 +389,7 @@ export interface Kernels {
    */
   magnitudeHistogram(x: Float32Array, n: number, hist: Int32Array, bins: number, shift: number, matchShift: number, match: number): void;
   /**
-   * Task vector: `out[i] = x[i] − base[i]` for i < n, both read as their dtypes (as {@link scaleAdd} reads them) and
+   * Task vector: `out[i] = x[i] − base[i]` for i < n, both read as their dtypes (as {@link weightedSum} reads them) and
    * subtracted in f32.
    */
   taskVector(xDtype: CastDType, x: Float32Array | U16, baseDtype: CastDType, base: Float32Array | U16, out: Float32Array, n: number): void;
@@ -458,7 +453,7 @@ export function hashUniform(seed: number, i: number): number {
   return (h >>> 8) / 16777216;
 }
 
-/** The element types {@link Kernels.scaleAdd} reads. */
+/** The element types {@link Kernels.weightedSum} and {@link Kernels.taskVector} read and write. */
 export enum CastDType {
   F32 = 0,
   BF16 = 1,

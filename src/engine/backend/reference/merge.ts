@@ -1,6 +1,6 @@
 /**
- * Merging: f32 → f16 casts, weighted sums and task vectors reading checkpoint dtypes, magnitude histograms, rank
- * lookups and bands (trimming by magnitude rank), and the fused TIES sign election + disjoint mean.
+ * Merging: f32 → f16 casts, weighted sums and task vectors reading checkpoint dtypes (sums written in any), magnitude
+ * histograms, rank lookups and bands (trimming by magnitude rank), and the fused TIES sign election + disjoint mean.
  */
 import { CastDType, type U16 } from '../kernels.js';
 import { castBF16ToF32, castF16ToF32, castF32ToBF16 } from './copy.js';
@@ -39,22 +39,19 @@ function asF32(name: string, dtype: CastDType, x: Float32Array | U16, n: number)
   return v;
 }
 
-/** `y[i] = beta·y[i] + alpha·x[i]` for i < n, `x` read as `dtype`; beta = 0 overwrites y without reading it. */
-export function scaleAdd(dtype: CastDType, x: Float32Array | U16, y: Float32Array, n: number, alpha: number, beta: number): void {
-  const v = asF32('scaleAdd', dtype, x, n);
-  // Math.fround keeps every step in f32, as the native kernel computes.
-  const a = Math.fround(alpha), b = Math.fround(beta);
-  for (let i = 0; i < n; i++) y[i] = b === 0 ? a * v[i] : Math.fround(b * y[i]) + Math.fround(a * v[i]);
-}
-
-/** `out[i] = Σⱼ w[j]·inputs[j][i]` accumulated in f32 as {@link scaleAdd} chains it, cast to `outDtype`. */
+/** `out[i] = Σⱼ w[j]·inputs[j][i]`, each input read as its dtype, accumulated in f32 in input order, cast to `outDtype`. */
 export function weightedSum(dtypes: Int32Array, inputs: readonly (Float32Array | U16)[], w: Float32Array, n: number, outDtype: CastDType, out: Float32Array | U16): void {
   if (inputs.length === 0) throw new Error('weightedSum: no inputs');
-  const acc = outDtype === CastDType.F32 ? (out as Float32Array) : new Float32Array(n);
-  inputs.forEach((x, j) => scaleAdd(dtypes[j], x, acc, n, w[j], j === 0 ? 0 : 1));
-  if (outDtype === CastDType.BF16) castF32ToBF16(acc, out as U16, n);
+  const acc = new Float32Array(n);
+  inputs.forEach((x, j) => {
+    const v = asF32('weightedSum', dtypes[j], x, n), wj = Math.fround(w[j]);
+    // Math.fround keeps every step in f32, as the native kernel computes.
+    for (let i = 0; i < n; i++) acc[i] = j === 0 ? wj * v[i] : acc[i] + Math.fround(wj * v[i]);
+  });
+  if (outDtype === CastDType.F32) (out as Float32Array).set(acc);
+  else if (outDtype === CastDType.BF16) castF32ToBF16(acc, out as U16, n);
   else if (outDtype === CastDType.F16) castF32ToF16(acc, out as U16, n);
-  else if (outDtype !== CastDType.F32) throw new Error(`weightedSum: out dtype must be 0 (F32), 1 (BF16) or 2 (F16), got ${outDtype}`);
+  else throw new Error(`weightedSum: out dtype must be 0 (F32), 1 (BF16) or 2 (F16), got ${outDtype}`);
 }
 
 /** Magnitude bits (the f32 bit pattern with the sign cleared, which orders like |x|) of the first n entries of x. */
