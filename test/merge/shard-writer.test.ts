@@ -50,19 +50,26 @@ test('ShardWriter: write-behind gives the same shards as direct writes, ranges i
     for (const f of files) assert.deepEqual(readFileSync(join(root, 'true', f)), readFileSync(join(root, 'false', f)), f);
   }));
 
-test('WriteBehind: writes larger than a slot go through reused slots in order; close renames after the writes', () =>
+test('WriteBehind: writes larger than a slot go through reused slots in order; close renames after the writes and the flushes', () =>
   inTempDir((dir) => {
-    const wb = new WriteBehind(2, 16);
-    const tmp = join(dir, 'x.tmp'), out = join(dir, 'x.bin');
-    const bytes = Uint8Array.from({ length: 203 }, (_, i) => (i * 7) & 255);
-    wb.write(tmp, bytes.subarray(100), 100);
-    wb.write(tmp, bytes.subarray(0, 100), 0);
-    bytes.fill(0); // the writer copied the bytes: changing them now changes nothing
-    wb.close(tmp, out);
-    wb.drain();
-    wb.stop();
-    assert.deepEqual(new Uint8Array(readFileSync(out)), Uint8Array.from({ length: 203 }, (_, i) => (i * 7) & 255));
-    assert.deepEqual(readdirSync(dir), ['x.bin']);
+    // Flushing never (the default interval), after every write (closes then wait on running flushes), every 50 bytes.
+    for (const flushBytes of [undefined, 1, 50]) {
+      const wb = new WriteBehind(2, 16, flushBytes);
+      const out = (f: number) => join(dir, `x${f}.bin`);
+      const bytes = Uint8Array.from({ length: 203 }, (_, i) => (i * 7) & 255);
+      for (let f = 0; f < 3; f++) {
+        const tmp = join(dir, `x${f}.tmp`);
+        wb.write(tmp, bytes.subarray(100), 100);
+        wb.write(tmp, bytes.subarray(0, 100), 0);
+        wb.close(tmp, out(f));
+      }
+      bytes.fill(0); // the writer copied the bytes: changing them now changes nothing
+      wb.drain();
+      wb.stop();
+      for (let f = 0; f < 3; f++) assert.deepEqual(new Uint8Array(readFileSync(out(f))), Uint8Array.from({ length: 203 }, (_, i) => (i * 7) & 255), `flushBytes ${flushBytes}`);
+      assert.deepEqual(readdirSync(dir).sort(), ['x0.bin', 'x1.bin', 'x2.bin']);
+      for (let f = 0; f < 3; f++) rmSync(out(f));
+    }
   }));
 
 test('WriteBehind: a failed write is reported to the caller with the reason, and stays reported', () =>
