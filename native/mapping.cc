@@ -1,9 +1,8 @@
 // File mappings: a byte range of a file as an ArrayBuffer over mmap'd pages, so streamed merges read checkpoint
-// tensors where the page cache holds them instead of copying them into buffers; and a read-ahead that brings a
-// range into the page cache without copying it. The mapping is private and
-// writable (copy-on-write: a kernel that writes into an input changes only its own copy, never the file).
-// unmap releases it at once (the buffer is detached, so JS sees it empty instead of touching freed pages);
-// a buffer never unmapped is released when it is garbage-collected.
+// tensors where the page cache holds them instead of copying them into buffers; and a read-ahead that brings a range
+// into the page cache without copying it. The mapping is private and writable (copy-on-write: a kernel that writes
+// into an input changes only its own copy, never the file). unmap releases it at once (the buffer is detached, so JS
+// sees it empty instead of touching freed pages); a buffer never unmapped is released when it is garbage-collected.
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>

@@ -1,6 +1,6 @@
-// Merging: the hot loops of model merging — f32 → f16 casts, weighted sums (also cast to the output dtype) and task vectors that read checkpoint
-// dtypes directly, magnitude histograms, rank lookups and bands (TIES / Breadcrumbs trimming by rank), and the fused
-// TIES sign election + disjoint mean over k task vectors.
+// Merging: the hot loops of model merging — f32 → f16 casts, weighted sums (written in the output dtype) and task
+// vectors that read checkpoint dtypes directly, magnitude histograms, rank lookups and bands (TIES / Breadcrumbs
+// trimming by rank), and the fused TIES sign election + disjoint mean over k task vectors.
 #include <omp.h>
 #include <algorithm>
 #include <cstring>
@@ -44,27 +44,26 @@ void checkBins(const Args& a, int64_t bins, int64_t shift) {
   if (shift > 31) a.fail("shift must be ≤ 31, got " + std::to_string(shift));
 }
 
-// Calls f with `data` as the element type of `dtype` (CastDType in kernels.ts) and its converter to f32; false for an
-// unknown dtype.
-template <typename F>
-bool withConverter(int64_t dtype, const void* data, F f) {
-  switch (dtype) {
-    case kF32: return f(static_cast<const float*>(data), [](float v) { return v; }), true;
-    case kBF16: return f(static_cast<const uint16_t*>(data), [](uint16_t v) { return bf16ToF32(v); }), true;
-    case kF16: return f(static_cast<const uint16_t*>(data), [](uint16_t v) { return f16ToF32(v); }), true;
-    default: return false;
-  }
+// Fails unless `dtype` is one of CastDType's (kernels.ts).
+void checkDType(const Args& a, const std::string& name, int64_t dtype) {
+  if (dtype != kF32 && dtype != kBF16 && dtype != kF16) a.fail(name + " dtype must be 0 (F32), 1 (BF16) or 2 (F16), got " + std::to_string(dtype));
 }
 
-[[noreturn]] void badDType(const Args& a, const std::string& name, int64_t dtype) {
-  a.fail(name + " dtype must be 0 (F32), 1 (BF16) or 2 (F16), got " + std::to_string(dtype));
+// Calls f with `data` as the element type of a checked `dtype` and its converter to f32.
+template <typename F>
+void withConverter(int64_t dtype, const void* data, F f) {
+  switch (dtype) {
+    case kF32: return f(static_cast<const float*>(data), [](float v) { return v; });
+    case kBF16: return f(static_cast<const uint16_t*>(data), [](uint16_t v) { return bf16ToF32(v); });
+    default: return f(static_cast<const uint16_t*>(data), [](uint16_t v) { return f16ToF32(v); });
+  }
 }
 
 // Calls f with argument `arg` read as `dtype` and its converter (see withConverter).
 template <typename F>
 void withDType(const Args& a, int64_t dtype, size_t arg, const char* name, F f) {
-  const void* data = dtype == kF32 ? static_cast<const void*>(a.f32(arg)) : dtype == kBF16 || dtype == kF16 ? a.u16(arg) : nullptr;
-  if (!withConverter(dtype, data, f)) badDType(a, name, dtype);
+  checkDType(a, name, dtype);
+  withConverter(dtype, dtype == kF32 ? static_cast<const void*>(a.f32(arg)) : a.u16(arg), f);
 }
 
 // A row's magnitude band in the form the tile loop tests without branches: entry i of a tile (at = tile start + i)
@@ -350,14 +349,14 @@ PEFTJS_EXPORT(weightedSum) {
   std::vector<const void*> xs(static_cast<size_t>(k));
   for (int64_t j = 0; j < k; j++) {
     const Napi::Value v = list.Get(static_cast<uint32_t>(j));
+    checkDType(a, "input " + std::to_string(j), dtypes[j]);
     const napi_typedarray_type want = dtypes[j] == kF32 ? napi_float32_array : napi_uint16_array;
-    if (dtypes[j] != kF32 && dtypes[j] != kBF16 && dtypes[j] != kF16) badDType(a, "input " + std::to_string(j), dtypes[j]);
     if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != want || v.As<Napi::TypedArray>().ElementLength() < static_cast<size_t>(n))
       a.fail("input " + std::to_string(j) + " must be a " + (dtypes[j] == kF32 ? "Float32Array" : "Uint16Array") + " of at least " + std::to_string(n) + " entries");
     const Napi::TypedArray t = v.As<Napi::TypedArray>();
     xs[j] = static_cast<const uint8_t*>(t.ArrayBuffer().Data()) + t.ByteOffset();
   }
-  if (outDtype != kF32 && outDtype != kBF16 && outDtype != kF16) badDType(a, "out", outDtype);
+  checkDType(a, "out", outDtype);
   void* out = outDtype == kF32 ? static_cast<void*>(a.f32(5)) : a.u16(5);
   need(a, 5, "out", n);
   const size_t outSize = outDtype == kF32 ? 4 : 2;

@@ -27,14 +27,14 @@ const prefix = [0];
 for (const t of tensors) prefix.push(prefix[prefix.length - 1] + t.reduce((a, r) => a + r.length, 0));
 const PIECE = 8 << 20;
 const fds = new Map();
+const readAhead = addon ? require(addon).readAhead : null;
 const buf = addon ? null : Buffer.allocUnsafe(PIECE);
 // Reads [offset, offset + length) of file into the page cache; returns the bytes read (0 at the end of the file).
-const read = addon
-  ? ((readAhead) => (file, offset, length) => (readAhead(file, offset, length), length))(require(addon).readAhead)
-  : (file, offset, length) => {
-      if (!fds.has(file)) fds.set(file, fs.openSync(file, 'r'));
-      return fs.readSync(fds.get(file), buf, 0, length, offset);
-    };
+const read = (file, offset, length) => {
+  if (readAhead) return readAhead(file, offset, length), length;
+  if (!fds.has(file)) fds.set(file, fs.openSync(file, 'r'));
+  return fs.readSync(fds.get(file), buf, 0, length, offset);
+};
 for (let u = 0; u < tensors.length && !Atomics.load(state, 1); u++) {
   let at;
   while (!Atomics.load(state, 1) && prefix[u] - prefix[(at = Atomics.load(state, 0))] > ahead) Atomics.wait(state, 0, at, 100);

@@ -4,9 +4,8 @@
  * shared slots and returns (it waits only when every slot is still being written), so a merge computes its next range
  * while the kernel copies the last one into the page cache. Each file is flushed to disk every few tens of MB as it is
  * written, and its final fsync runs on libuv's thread pool (then close and rename), so flushing a shard to disk holds
- * up neither the caller nor the writes of the next shard. The
- * API stays synchronous: {@link WriteBehind.drain} blocks until everything queued is done, renames included, and
- * throws the first error the worker met.
+ * up neither the caller nor the writes of the next shard. The API stays synchronous: {@link WriteBehind.drain} blocks
+ * until everything queued is done, renames included, and throws the first error the worker met.
  */
 import { MessageChannel, receiveMessageOnPort, Worker, type MessagePort } from 'node:worker_threads';
 
@@ -35,8 +34,8 @@ const flush = (f) => {
   fs.fdatasync(f.fd, (err) => {
     if (err) fail(err);
     f.flushing = false;
-    const next = f.then;
-    f.then = null;
+    const next = f.afterFlush;
+    f.afterFlush = null;
     if (next) next();
   });
 };
@@ -46,7 +45,7 @@ jobs.on('message', (job) => {
       for (const f of files.values()) fs.closeSync(f.fd);
       files.clear();
     } else if (!Atomics.load(st, 1)) {
-      if (!files.has(job.file)) files.set(job.file, { fd: fs.openSync(job.file, 'w'), unflushed: 0, flushing: false, then: null });
+      if (!files.has(job.file)) files.set(job.file, { fd: fs.openSync(job.file, 'w'), unflushed: 0, flushing: false, afterFlush: null });
       const f = files.get(job.file);
       if (job.kind === 'write') {
         for (let done = 0; done < job.length; ) done += fs.writeSync(f.fd, bytes, job.slot * slotBytes + done, job.length - done, job.position + done);
@@ -67,7 +66,7 @@ jobs.on('message', (job) => {
             Atomics.sub(st, 2, 1);
             Atomics.notify(st, 2);
           });
-        if (f.flushing) f.then = finish;
+        if (f.flushing) f.afterFlush = finish;
         else finish();
       }
     }

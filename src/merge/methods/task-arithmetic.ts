@@ -90,7 +90,6 @@ export function rowCombiner(
   const scale = lambda / (normalize && Math.abs(total) >= 1e-8 ? total : 1);
   // out = base + Σ scale·wⱼ·τⱼ: the base first, then the rows, as one weighted sum.
   const sumWeights = Float32Array.from([1, ...Array.from(w, (x) => scale * x)]);
-  const sumDtypes = new Int32Array(k + 1).fill(CastDType.F32);
   let wide = new Float32Array(0);
   return (base, deltas, stride, out, bands = [], offset = 0) => {
     const len = out.data.length;
@@ -99,14 +98,14 @@ export function rowCombiner(
       if (out.dtype !== CastDType.F32 && wide.length < len) wide = new Float32Array(len);
       const f32 = out.dtype === CastDType.F32 ? (out.data as Float32Array) : wide.subarray(0, len);
       backend().tiesCombine(deltas, k, len, stride, w, packed, offset, base.dtype, base.data, f32, lambda, normalize, consensus === 'count');
-      // The cast to the output dtype: a weighted sum of one term of weight 1.
-      if (out.dtype !== CastDType.F32) backend().weightedSum(sumDtypes.subarray(0, 1).fill(CastDType.F32), [f32], sumWeights.subarray(0, 1), len, out.dtype, out.data);
+      // The cast to the output dtype: a weighted sum of one f32 term of weight 1.
+      if (out.dtype !== CastDType.F32) backend().weightedSum(Int32Array.of(CastDType.F32), [f32], Float32Array.of(1), len, out.dtype, out.data);
       return;
     }
     bands.forEach((b, j) => applyBand(deltas.subarray(j * stride, j * stride + len), b, offset));
-    sumDtypes[0] = base.dtype;
     const rows = Array.from({ length: k }, (_, j) => deltas.subarray(j * stride, j * stride + len));
-    backend().weightedSum(sumDtypes, [base.data, ...rows], sumWeights, len, out.dtype, out.data);
+    const dtypes = Int32Array.from([base.dtype, ...rows.map(() => CastDType.F32)]);
+    backend().weightedSum(dtypes, [base.data, ...rows], sumWeights, len, out.dtype, out.data);
   };
 }
 
