@@ -51,6 +51,7 @@ class Args {
   }
   bool isNull(size_t i) const { return info_[i].IsNull() || info_[i].IsUndefined(); }
   Napi::Env env() const { return info_.Env(); }
+  const Napi::CallbackInfo& info() const { return info_; }
   [[noreturn]] void fail(const std::string& msg) const {
     throw Napi::Error::New(info_.Env(), std::string(kernel_) + ": " + msg);
   }

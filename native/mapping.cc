@@ -69,6 +69,22 @@ static void* mapRange(peftjs::Args& a, const std::string& path, int fd, int64_t 
   return addr;
 }
 
+#ifndef MADV_POPULATE_READ
+#define MADV_POPULATE_READ 22
+#endif
+
+// Populates the page tables of a mapping by reading its pages (MADV_POPULATE_READ, Linux 5.14+; older kernels: one
+// read per page): 0, or the errno of a failed read.
+static int populate(void* addr, size_t mapped) {
+  if (madvise(addr, mapped, MADV_POPULATE_READ) == 0) return 0;
+  if (errno != EINVAL) return errno;
+  const long page = sysconf(_SC_PAGESIZE);
+  volatile unsigned char sink;
+  for (size_t i = 0; i < mapped; i += page) sink = static_cast<const unsigned char*>(addr)[i];
+  (void)sink;
+  return 0;
+}
+
 // mapFile(path, offset, length): the bytes [offset, offset + length) of the file as an ArrayBuffer.
 PEFTJS_EXPORT(mapFile) {
   peftjs::Args a(info, "mapFile");
@@ -101,21 +117,9 @@ PEFTJS_EXPORT(readAhead) {
   size_t mapped;
   int64_t skip;
   void* addr = mapRange(a, path, openRange(a, path, offset, length), offset, length, PROT_READ, MAP_SHARED, mapped, skip);
-#ifndef MADV_POPULATE_READ
-#define MADV_POPULATE_READ 22
-#endif
-  if (madvise(addr, mapped, MADV_POPULATE_READ) != 0) {
-    const int err = errno;
-    if (err != EINVAL) {
-      munmap(addr, mapped);
-      a.fail(path + ": cannot read " + std::to_string(length) + " bytes at " + std::to_string(offset) + ": " + std::strerror(err));
-    }
-    const long page = sysconf(_SC_PAGESIZE);
-    volatile unsigned char sink;
-    for (size_t i = 0; i < mapped; i += page) sink = static_cast<const unsigned char*>(addr)[i];
-    (void)sink;
-  }
+  const int err = populate(addr, mapped);
   munmap(addr, mapped);
+  if (err != 0) a.fail(path + ": cannot read " + std::to_string(length) + " bytes at " + std::to_string(offset) + ": " + std::strerror(err));
   return info.Env().Undefined();
 }
 

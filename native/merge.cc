@@ -1,6 +1,6 @@
-// Merging: the hot loops of model merging — f32 → f16 casts, weighted sums (written in the output dtype) and task
-// vectors that read checkpoint dtypes directly, magnitude histograms, rank lookups and bands (TIES / Breadcrumbs
-// trimming by rank), and the fused TIES sign election + disjoint mean over k task vectors.
+// Merging: the hot loops of model merging — f32 → f16 casts, weighted sums (written in the output dtype), magnitude
+// histograms, brackets and rank lookups (TIES / Breadcrumbs trimming by rank) over task vectors read straight from
+// two checkpoints' ranges, bands, and the fused TIES trim + sign election + disjoint mean over k task vectors.
 #include <omp.h>
 #include <algorithm>
 #include <cstring>
@@ -13,36 +13,8 @@ using namespace peftjs;
 
 namespace {
 
-// The dtypes weightedSum and taskVector read and write (CastDType in kernels.ts).
+// The dtypes the merge kernels read and write (CastDType in kernels.ts).
 enum CastDType { kF32 = 0, kBF16 = 1, kF16 = 2 };
-
-// Per-thread histograms over contiguous index ranges, summed into `hist` (which accumulates). Magnitudes cluster,
-// so consecutive entries often hit the same bin, and one histogram would chain every increment on the previous
-// one's store; entry i goes to sub-histogram i mod 4 instead. `bits(i)` is entry i's magnitude bits, or −1 to skip it.
-template <typename Bits>
-void histogram(int64_t n, int32_t* hist, int64_t bins, int64_t shift, Bits bits) {
-  const uint32_t mask = static_cast<uint32_t>(bins - 1);
-  const int threads = n >= kParallelMin ? omp_get_max_threads() : 1;
-  constexpr int kWays = 4;
-  std::vector<int32_t> local(static_cast<size_t>(threads) * kWays * bins, 0);
-#pragma omp parallel num_threads(threads)
-  {
-    const int t = omp_get_thread_num(), nt = omp_get_num_threads();
-    int32_t* h = local.data() + static_cast<size_t>(t) * kWays * bins;
-    const int64_t begin = n * t / nt, end = n * (t + 1) / nt;
-    for (int64_t i = begin; i < end; i++) {
-      const int64_t b = bits(i);
-      if (b >= 0) h[(i & (kWays - 1)) * bins + ((b >> shift) & mask)]++;
-    }
-  }
-  for (int64_t t = 0; t < threads * kWays; t++)
-    for (int64_t j = 0; j < bins; j++) hist[j] += local[static_cast<size_t>(t) * bins + j];
-}
-
-void checkBins(const Args& a, int64_t bins, int64_t shift) {
-  if (bins == 0 || bins > (1 << 16) || (bins & (bins - 1)) != 0) a.fail("bins must be a power of two ≤ 65536, got " + std::to_string(bins));
-  if (shift > 31) a.fail("shift must be ≤ 31, got " + std::to_string(shift));
-}
 
 // Fails unless `dtype` is one of CastDType's (kernels.ts).
 void checkDType(const Args& a, const std::string& name, int64_t dtype) {
@@ -59,11 +31,102 @@ void withConverter(int64_t dtype, const void* data, F f) {
   }
 }
 
-// Calls f with argument `arg` read as `dtype` and its converter (see withConverter).
-template <typename F>
-void withDType(const Args& a, int64_t dtype, size_t arg, const char* name, F f) {
-  checkDType(a, name, dtype);
-  withConverter(dtype, dtype == kF32 ? static_cast<const void*>(a.f32(arg)) : a.u16(arg), f);
+// A range of a checkpoint tensor as the merge kernels read it: its dtype (CastDType) and its data.
+struct Typed {
+  int64_t dtype;
+  const void* data;
+};
+
+// Arguments `dtypesArg` (an Int32Array) and `listArg` (an array of typed arrays) as operands, each checked to be the
+// typed array of its dtype with at least n entries.
+std::vector<Typed> operands(const Args& a, size_t dtypesArg, size_t listArg, int64_t n) {
+  const Napi::CallbackInfo& info = a.info();
+  if (!info[listArg].IsArray()) a.fail("argument " + std::to_string(listArg) + " must be an array of typed arrays");
+  const Napi::Array list = info[listArg].As<Napi::Array>();
+  const int32_t* dtypes = a.i32(dtypesArg);
+  std::vector<Typed> out(list.Length());
+  need(a, dtypesArg, "dtypes", static_cast<int64_t>(out.size()));
+  for (uint32_t j = 0; j < out.size(); j++) {
+    const Napi::Value v = list.Get(j);
+    checkDType(a, "input " + std::to_string(j), dtypes[j]);
+    const napi_typedarray_type want = dtypes[j] == kF32 ? napi_float32_array : napi_uint16_array;
+    if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != want || v.As<Napi::TypedArray>().ElementLength() < static_cast<size_t>(n))
+      a.fail("input " + std::to_string(j) + " must be a " + (dtypes[j] == kF32 ? "Float32Array" : "Uint16Array") + " of at least " + std::to_string(n) + " entries");
+    const Napi::TypedArray t = v.As<Napi::TypedArray>();
+    out[j] = {dtypes[j], static_cast<const uint8_t*>(t.ArrayBuffer().Data()) + t.ByteOffset()};
+  }
+  return out;
+}
+
+// dst[0, m) = entries [i0, i0 + m) of x in f32.
+void load(const Typed& x, int64_t i0, int32_t m, float* dst) {
+  withConverter(x.dtype, x.data, [&](auto p, auto cvt) {
+    p += i0;
+#pragma omp simd
+    for (int32_t i = 0; i < m; i++) dst[i] = cvt(p[i]);
+  });
+}
+
+// A vector the selection kernels read: x, or x − base subtracted in f32 (a task vector straight from the ranges of
+// two checkpoints), tile by tile.
+struct Vector {
+  Typed x, base;
+  bool difference;
+  // dst[0, m) = entries [i0, i0 + m) of the vector.
+  void tile(int64_t i0, int32_t m, float* dst) const {
+    load(x, i0, m, dst);
+    if (difference)
+      withConverter(base.dtype, base.data, [&](auto p, auto cvt) {
+        p += i0;
+#pragma omp simd
+        for (int32_t i = 0; i < m; i++) dst[i] -= cvt(p[i]);
+      });
+  }
+};
+
+// Arguments `dtypesArg` and `listArg` as a Vector of n entries: one operand (x) or two (x, base).
+Vector vectorArg(const Args& a, size_t dtypesArg, size_t listArg, int64_t n) {
+  const std::vector<Typed> ops = operands(a, dtypesArg, listArg, n);
+  if (ops.size() != 1 && ops.size() != 2) a.fail("a vector is one input (x) or two (x, base), got " + std::to_string(ops.size()));
+  return {ops[0], ops.back(), ops.size() == 2};
+}
+
+// Magnitude bits (the f32 bits with the sign cleared, which order like |v|) of a tile.
+inline const uint32_t* bitsOf(const float* v) { return reinterpret_cast<const uint32_t*>(v); }
+
+// Per-thread histograms over contiguous index ranges of x, summed into `hist` (which accumulates). Magnitudes
+// cluster, so consecutive entries often hit the same bin, and one histogram would chain every increment on the
+// previous one's store; entry i goes to sub-histogram i mod 4 instead. Entries whose magnitude bits b have
+// b >> matchShift ≠ match are skipped.
+void histogram(const Vector& x, int64_t n, int32_t* hist, int64_t bins, int64_t shift, int64_t matchShift, int64_t match) {
+  const uint32_t mask = static_cast<uint32_t>(bins - 1);
+  const int threads = n >= kParallelMin ? omp_get_max_threads() : 1;
+  constexpr int kWays = 4;
+  constexpr int32_t kTile = 1024;
+  std::vector<int32_t> local(static_cast<size_t>(threads) * kWays * bins, 0);
+#pragma omp parallel num_threads(threads)
+  {
+    const int t = omp_get_thread_num(), nt = omp_get_num_threads();
+    int32_t* h = local.data() + static_cast<size_t>(t) * kWays * bins;
+    const int64_t begin = n * t / nt, end = n * (t + 1) / nt;
+    float v[kTile];
+    for (int64_t i0 = begin; i0 < end; i0 += kTile) {
+      const int32_t m = static_cast<int32_t>(std::min<int64_t>(kTile, end - i0));
+      x.tile(i0, m, v);
+      const uint32_t* u = bitsOf(v);
+      for (int32_t i = 0; i < m; i++) {
+        const int64_t b = u[i] & 0x7FFFFFFFu;
+        if ((b >> matchShift) == match) h[(i & (kWays - 1)) * bins + ((b >> shift) & mask)]++;
+      }
+    }
+  }
+  for (int64_t t = 0; t < threads * kWays; t++)
+    for (int64_t j = 0; j < bins; j++) hist[j] += local[static_cast<size_t>(t) * bins + j];
+}
+
+void checkBins(const Args& a, int64_t bins, int64_t shift) {
+  if (bins == 0 || bins > (1 << 16) || (bins & (bins - 1)) != 0) a.fail("bins must be a power of two ≤ 65536, got " + std::to_string(bins));
+  if (shift > 31) a.fail("shift must be ≤ 31, got " + std::to_string(shift));
 }
 
 // A row's magnitude band in the form the tile loop tests without branches: entry i of a tile (at = tile start + i)
@@ -87,60 +150,6 @@ RowBand rowBand(const double* b) {
   return r;
 }
 
-// Tiles of entries: per tile, each row's masked wⱼδⱼ and the vote, then the agreeing sums, row by row over the k task
-// vectors, so every inner loop runs over contiguous entries, branch-free, and vectorises.
-template <bool kByCount, typename T, typename Cvt>
-void tiesTiles(const float* d, int64_t k, int64_t n, int64_t stride, const float* w, const RowBand* bands, int64_t offset, const T* base, Cvt cvt,
-               float* out, float lambda, bool normalize) {
-  constexpr int32_t kTile = 512;
-  const int64_t tiles = (n + kTile - 1) / kTile;
-#pragma omp parallel if (n >= kParallelMin)
-  {
-    std::vector<float> masked(static_cast<size_t>(k) * kTile);
-#pragma omp for schedule(static)
-    for (int64_t t = 0; t < tiles; t++) {
-      const int64_t i0 = t * kTile;
-      const int32_t m = static_cast<int32_t>(std::min<int64_t>(kTile, n - i0));
-      float vote[kTile], acc[kTile], agree[kTile];
-      for (int32_t i = 0; i < m; i++) vote[i] = acc[i] = agree[i] = 0;
-      for (int64_t j = 0; j < k; j++) {
-        const float* dj = d + j * stride + i0;
-        const int32_t* bj = reinterpret_cast<const int32_t*>(dj);
-        float* vj = masked.data() + j * kTile;
-        const float wj = w[j];
-        const RowBand& r = bands[j];
-        const int32_t low = r.low, high = r.high;
-        const int32_t lowFrom = static_cast<int32_t>(std::clamp<int64_t>(r.lowCut - offset - i0, 0, m));
-        const int32_t highTo = static_cast<int32_t>(std::clamp<int64_t>(r.highCut - offset - i0, 0, m));
-#pragma omp simd
-        for (int32_t i = 0; i < m; i++) {
-          const int32_t b = bj[i] & 0x7FFFFFFF;
-          const bool keep = ((b > low) | ((b == low) & (i >= lowFrom))) & ((b < high) | ((b == high) & (i < highTo)));
-          const float v = keep ? wj * dj[i] : 0.f;
-          vj[i] = v;
-          vote[i] += kByCount ? static_cast<float>(v > 0) - static_cast<float>(v < 0) : v;
-        }
-      }
-      for (int64_t j = 0; j < k; j++) {
-        const float* vj = masked.data() + j * kTile;
-        const float wj = w[j];
-#pragma omp simd
-        for (int32_t i = 0; i < m; i++) {
-          const float v = vj[i];
-          const float s = vote[i] >= 0 ? v : -v;  // v times the elected sign; zeros never agree
-          acc[i] += s > 0 ? v : 0.f;
-          agree[i] += s > 0 ? wj : 0.f;
-        }
-      }
-#pragma omp simd
-      for (int32_t i = 0; i < m; i++) {
-        const float div = normalize && agree[i] != 0 ? agree[i] : 1.f;
-        out[i0 + i] = cvt(base[i0 + i]) + lambda * acc[i] / div;
-      }
-    }
-  }
-}
-
 // Writes the f32 values v[0, m) to out[0, m) as `dtype`.
 void storeAs(int64_t dtype, void* out, const float* v, int32_t m) {
   uint16_t* o = static_cast<uint16_t*>(out);
@@ -157,6 +166,71 @@ void storeAs(int64_t dtype, void* out, const float* v, int32_t m) {
   }
 }
 
+// How TIES elects each entry's sign (SignElection in kernels.ts): none (every row agrees), by Σ vⱼ, or by Σ sign vⱼ.
+enum Election { kNone = 0, kSum = 1, kCount = 2 };
+
+// Tiles of entries: per tile, the base in f32, then each row's τⱼ (the row, or the row minus the base), trimmed to
+// its band and weighted, and the vote; then the agreeing sums, row by row over the k rows, so every inner loop runs
+// over contiguous entries, branch-free, and vectorises; the tile is written in the output dtype.
+template <int kElection>
+void tiesTiles(const std::vector<Typed>& in, bool models, int64_t n, const float* w, const RowBand* bands, int64_t offset, int64_t outDtype,
+               void* out, float lambda, bool normalize) {
+  constexpr int32_t kTile = 512;
+  const int64_t k = static_cast<int64_t>(in.size()) - 1, tiles = (n + kTile - 1) / kTile;
+  const size_t outSize = outDtype == kF32 ? 4 : 2;
+#pragma omp parallel if (n >= kParallelMin)
+  {
+    std::vector<float> masked(static_cast<size_t>(k) * kTile);
+#pragma omp for schedule(static)
+    for (int64_t t = 0; t < tiles; t++) {
+      const int64_t i0 = t * kTile;
+      const int32_t m = static_cast<int32_t>(std::min<int64_t>(kTile, n - i0));
+      float base[kTile], vote[kTile], acc[kTile], agree[kTile];
+      load(in[0], i0, m, base);
+      for (int32_t i = 0; i < m; i++) vote[i] = acc[i] = agree[i] = 0;
+      for (int64_t j = 0; j < k; j++) {
+        float* vj = masked.data() + j * kTile;
+        load(in[j + 1], i0, m, vj);
+        if (models)
+#pragma omp simd
+          for (int32_t i = 0; i < m; i++) vj[i] -= base[i];
+        const int32_t* bj = reinterpret_cast<const int32_t*>(vj);
+        const float wj = w[j];
+        const RowBand& r = bands[j];
+        const int32_t low = r.low, high = r.high;
+        const int32_t lowFrom = static_cast<int32_t>(std::clamp<int64_t>(r.lowCut - offset - i0, 0, m));
+        const int32_t highTo = static_cast<int32_t>(std::clamp<int64_t>(r.highCut - offset - i0, 0, m));
+#pragma omp simd
+        for (int32_t i = 0; i < m; i++) {
+          const int32_t b = bj[i] & 0x7FFFFFFF;
+          const bool keep = ((b > low) | ((b == low) & (i >= lowFrom))) & ((b < high) | ((b == high) & (i < highTo)));
+          const float v = keep ? wj * vj[i] : 0.f;
+          vj[i] = v;
+          vote[i] += kElection == kCount ? static_cast<float>(v > 0) - static_cast<float>(v < 0) : v;
+        }
+      }
+      for (int64_t j = 0; j < k; j++) {
+        const float* vj = masked.data() + j * kTile;
+        const float wj = w[j];
+#pragma omp simd
+        for (int32_t i = 0; i < m; i++) {
+          const float v = vj[i];
+          const float s = vote[i] >= 0 ? v : -v;  // v times the elected sign; zeros never agree
+          const bool agrees = kElection == kNone || s > 0;
+          acc[i] += agrees ? v : 0.f;
+          agree[i] += agrees ? wj : 0.f;
+        }
+      }
+#pragma omp simd
+      for (int32_t i = 0; i < m; i++) {
+        const float div = normalize && agree[i] != 0 ? agree[i] : 1.f;
+        acc[i] = base[i] + lambda * acc[i] / div;
+      }
+      storeAs(outDtype, static_cast<uint8_t*>(out) + i0 * outSize, acc, m);
+    }
+  }
+}
+
 }  // namespace
 
 PEFTJS_EXPORT(castF32ToF16) {
@@ -166,62 +240,47 @@ PEFTJS_EXPORT(castF32ToF16) {
 
 PEFTJS_EXPORT(magnitudeHistogram) {
   Args a(info, "magnitudeHistogram");
-  const uint32_t* x = reinterpret_cast<const uint32_t*>(a.f32(0));
-  int64_t n = sizeArg(a, 1, "n");
-  int32_t* hist = a.i32(2);
-  const int64_t bins = sizeArg(a, 3, "bins"), shift = sizeArg(a, 4, "shift"), matchShift = sizeArg(a, 5, "matchShift");
-  const int64_t match = sizeArg(a, 6, "match");
+  const int64_t n = sizeArg(a, 2, "n");
+  const Vector x = vectorArg(a, 0, 1, n);
+  int32_t* hist = a.i32(3);
+  const int64_t bins = sizeArg(a, 4, "bins"), shift = sizeArg(a, 5, "shift"), matchShift = sizeArg(a, 6, "matchShift");
+  const int64_t match = sizeArg(a, 7, "match");
   checkBins(a, bins, std::max(shift, matchShift));
-  need(a, 0, "x", n);
-  need(a, 2, "hist", bins);
-  histogram(n, hist, bins, shift, [=](int64_t i) {
-    const int64_t b = x[i] & 0x7FFFFFFFu;
-    return (b >> matchShift) == match ? b : -1;
-  });
+  need(a, 3, "hist", bins);
+  histogram(x, n, hist, bins, shift, matchShift, match);
   return info.Env().Undefined();
 }
 
-PEFTJS_EXPORT(taskVector) {
-  Args a(info, "taskVector");
-  float* out = a.f32(4);
-  int64_t n = sizeArg(a, 5, "n");
-  need(a, 1, "x", n);
-  need(a, 3, "base", n);
-  need(a, 4, "out", n);
-  withDType(a, a.int64(0), 1, "x", [&](auto x, auto cx) {
-    withDType(a, a.int64(2), 3, "base", [&](auto base, auto cb) { parallelFor(n, [=](int64_t i) { out[i] = cx(x[i]) - cb(base[i]); }); });
-  });
-  return info.Env().Undefined();
-}
-
-// Blocks of entries: a vectorised count of the four classes, then, only in the rare block holding entries inside
-// the bracket, a scalar pass that collects them (per thread, appended to the list after the loop).
+// Tiles of entries: a vectorised count of the four classes, then, only in the rare tile holding entries inside the
+// bracket, a scalar pass that collects them (per thread, appended to the list after the loop).
 PEFTJS_EXPORT(magnitudeBracket) {
   Args a(info, "magnitudeBracket");
-  const uint32_t* x = reinterpret_cast<const uint32_t*>(a.f32(0));
-  int64_t n = sizeArg(a, 1, "n");
-  const int64_t loArg = sizeArg(a, 2, "lo"), hiArg = sizeArg(a, 3, "hi");
-  int32_t* list = a.i32(4);
-  double* counts = a.f64(5);
-  need(a, 0, "x", n);
-  need(a, 5, "counts", 4);
+  const int64_t n = sizeArg(a, 2, "n");
+  const Vector x = vectorArg(a, 0, 1, n);
+  const int64_t loArg = sizeArg(a, 3, "lo"), hiArg = sizeArg(a, 4, "hi");
+  int32_t* list = a.i32(5);
+  double* counts = a.f64(6);
+  need(a, 6, "counts", 4);
   if (loArg > hiArg || hiArg > 0x7FFFFFFF) a.fail("need lo ≤ hi < 2³¹");
   const uint32_t lo = static_cast<uint32_t>(loArg), hi = static_cast<uint32_t>(hiArg);
-  const int64_t capacity = static_cast<int64_t>(a.length(4));
+  const int64_t capacity = static_cast<int64_t>(a.length(5));
   int64_t filled = static_cast<int64_t>(counts[2]), below = 0, equal = 0, inner = 0, top = 0;
   const int threads = n >= kParallelMin ? omp_get_max_threads() : 1;
-  constexpr int64_t kBlock = 256;
+  constexpr int32_t kTile = 256;
 #pragma omp parallel num_threads(threads) reduction(+ : below, equal, inner, top)
   {
-    const int t = omp_get_thread_num(), nt = omp_get_num_threads();
-    const int64_t begin = n * t / nt, end = n * (t + 1) / nt;
     std::vector<int32_t> found;
-    for (int64_t b0 = begin; b0 < end; b0 += kBlock) {
-      const int64_t b1 = std::min(end, b0 + kBlock);
+    float v[kTile];
+#pragma omp for schedule(static) nowait
+    for (int64_t t = 0; t < (n + kTile - 1) / kTile; t++) {
+      const int64_t i0 = t * kTile;
+      const int32_t m = static_cast<int32_t>(std::min<int64_t>(kTile, n - i0));
+      x.tile(i0, m, v);
+      const uint32_t* u = bitsOf(v);
       int64_t cb = 0, ce = 0, ci = 0, ct = 0;
 #pragma omp simd reduction(+ : cb, ce, ci, ct)
-      for (int64_t i = b0; i < b1; i++) {
-        const uint32_t b = x[i] & 0x7FFFFFFFu;
+      for (int32_t i = 0; i < m; i++) {
+        const uint32_t b = u[i] & 0x7FFFFFFFu;
         cb += b < lo;
         ce += b == lo;
         ci += b > lo && b < hi;
@@ -232,8 +291,8 @@ PEFTJS_EXPORT(magnitudeBracket) {
       inner += ci;
       top += ct;
       if (ci > 0)
-        for (int64_t i = b0; i < b1; i++) {
-          const uint32_t b = x[i] & 0x7FFFFFFFu;
+        for (int32_t i = 0; i < m; i++) {
+          const uint32_t b = u[i] & 0x7FFFFFFFu;
           if (b > lo && b < hi) found.push_back(static_cast<int32_t>(b));
         }
     }
@@ -251,27 +310,29 @@ PEFTJS_EXPORT(magnitudeBracket) {
   return info.Env().Undefined();
 }
 
-// Counts the entries equal to `bits` block by block (a vectorised count), stopping in the block that holds the
-// wanted one: on average half a pass, on one thread.
+// Counts the entries equal to `bits` tile by tile (a vectorised count), stopping in the tile that holds the wanted
+// one, on one thread.
 PEFTJS_EXPORT(magnitudeRankIndex) {
   Args a(info, "magnitudeRankIndex");
-  const uint32_t* x = reinterpret_cast<const uint32_t*>(a.f32(0));
-  int64_t n = sizeArg(a, 1, "n");
-  const int64_t bits = static_cast<int64_t>(a.num(2)), rank = sizeArg(a, 3, "rank");
-  need(a, 0, "x", n);
-  constexpr int64_t kBlock = 4096;
+  const int64_t n = sizeArg(a, 2, "n");
+  const Vector x = vectorArg(a, 0, 1, n);
+  const int64_t bits = static_cast<int64_t>(a.num(3)), rank = sizeArg(a, 4, "rank");
+  constexpr int32_t kTile = 4096;
+  float v[kTile];
+  const uint32_t* u = bitsOf(v);
   int64_t seen = 0;
-  for (int64_t b0 = 0; b0 < n; b0 += kBlock) {
-    const int64_t b1 = std::min(n, b0 + kBlock);
+  for (int64_t i0 = 0; i0 < n; i0 += kTile) {
+    const int32_t m = static_cast<int32_t>(std::min<int64_t>(kTile, n - i0));
+    x.tile(i0, m, v);
     int64_t c = 0;
 #pragma omp simd reduction(+ : c)
-    for (int64_t i = b0; i < b1; i++) c += (x[i] & 0x7FFFFFFFu) == bits;
+    for (int32_t i = 0; i < m; i++) c += (u[i] & 0x7FFFFFFFu) == bits;
     if (seen + c <= rank) {
       seen += c;
       continue;
     }
-    for (int64_t i = b0;; i++)
-      if ((x[i] & 0x7FFFFFFFu) == bits && seen++ == rank) return Napi::Number::New(info.Env(), static_cast<double>(i));
+    for (int32_t i = 0;; i++)
+      if ((u[i] & 0x7FFFFFFFu) == bits && seen++ == rank) return Napi::Number::New(info.Env(), static_cast<double>(i0 + i));
   }
   return Napi::Number::New(info.Env(), static_cast<double>(-1 - seen));
 }
@@ -307,28 +368,32 @@ PEFTJS_EXPORT(keepMagnitudeBand) {
 
 PEFTJS_EXPORT(tiesCombine) {
   Args a(info, "tiesCombine");
-  const float* d = a.f32(0);
-  const int64_t k = sizeArg(a, 1, "k"), n = sizeArg(a, 2, "n"), stride = sizeArg(a, 3, "stride");
-  const float* w = a.f32(4);
-  const double* bandArgs = a.f64(5);
-  const int64_t offset = sizeArg(a, 6, "offset");
-  float* out = a.f32(9);
-  const float lambda = static_cast<float>(a.num(10));
-  const bool normalize = a.flag(11), byCount = a.flag(12);
-  if (k > 0 && stride < n) a.fail("stride must be ≥ n, got " + std::to_string(stride) + " < " + std::to_string(n));
-  need(a, 0, "deltas", k == 0 ? 0 : (k - 1) * stride + n);
-  need(a, 4, "w", k);
-  const bool banded = a.length(5) > 0;
-  if (banded) need(a, 5, "bands", 4 * k);
-  need(a, 8, "base", n);
-  need(a, 9, "out", n);
+  const int64_t n = sizeArg(a, 2, "n");
+  const std::vector<Typed> in = operands(a, 0, 1, n);
+  const int64_t k = static_cast<int64_t>(in.size()) - 1;
+  if (k < 0) a.fail("no base");
+  const float* w = a.f32(3);
+  const double* bandArgs = a.f64(4);
+  const int64_t offset = sizeArg(a, 5, "offset"), outDtype = a.int64(6);
+  const float lambda = static_cast<float>(a.num(8));
+  const bool normalize = a.flag(9);
+  const int64_t election = a.int64(10);
+  const bool models = a.flag(11);
+  need(a, 3, "w", k);
+  const bool banded = a.length(4) > 0;
+  if (banded) need(a, 4, "bands", 4 * k);
+  checkDType(a, "out", outDtype);
+  void* out = outDtype == kF32 ? static_cast<void*>(a.f32(7)) : a.u16(7);
+  need(a, 7, "out", n);
   std::vector<RowBand> bands(static_cast<size_t>(k));
   const double all[4] = {-1, 0, 2147483648.0, 0};
   for (int64_t j = 0; j < k; j++) bands[j] = rowBand(banded ? bandArgs + 4 * j : all);
-  withDType(a, a.int64(7), 8, "base", [&](auto base, auto cvt) {
-    if (byCount) tiesTiles<true>(d, k, n, stride, w, bands.data(), offset, base, cvt, out, lambda, normalize);
-    else tiesTiles<false>(d, k, n, stride, w, bands.data(), offset, base, cvt, out, lambda, normalize);
-  });
+  switch (election) {
+    case kNone: tiesTiles<kNone>(in, models, n, w, bands.data(), offset, outDtype, out, lambda, normalize); break;
+    case kSum: tiesTiles<kSum>(in, models, n, w, bands.data(), offset, outDtype, out, lambda, normalize); break;
+    case kCount: tiesTiles<kCount>(in, models, n, w, bands.data(), offset, outDtype, out, lambda, normalize); break;
+    default: a.fail("election must be 0 (none), 1 (sum) or 2 (count), got " + std::to_string(election));
+  }
   return info.Env().Undefined();
 }
 
@@ -337,25 +402,12 @@ PEFTJS_EXPORT(tiesCombine) {
 // to the output dtype: one pass over the inputs, none over an f32 copy of the sum.
 PEFTJS_EXPORT(weightedSum) {
   Args a(info, "weightedSum");
-  const int32_t* dtypes = a.i32(0);
-  if (!info[1].IsArray()) a.fail("argument 1 must be an array of typed arrays");
-  const Napi::Array list = info[1].As<Napi::Array>();
-  const int64_t k = list.Length();
-  const float* w = a.f32(2);
   const int64_t n = sizeArg(a, 3, "n"), outDtype = a.int64(4);
+  const std::vector<Typed> xs = operands(a, 0, 1, n);
+  const int64_t k = static_cast<int64_t>(xs.size());
+  const float* w = a.f32(2);
   if (k == 0) a.fail("no inputs");
-  need(a, 0, "dtypes", k);
   need(a, 2, "w", k);
-  std::vector<const void*> xs(static_cast<size_t>(k));
-  for (int64_t j = 0; j < k; j++) {
-    const Napi::Value v = list.Get(static_cast<uint32_t>(j));
-    checkDType(a, "input " + std::to_string(j), dtypes[j]);
-    const napi_typedarray_type want = dtypes[j] == kF32 ? napi_float32_array : napi_uint16_array;
-    if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != want || v.As<Napi::TypedArray>().ElementLength() < static_cast<size_t>(n))
-      a.fail("input " + std::to_string(j) + " must be a " + (dtypes[j] == kF32 ? "Float32Array" : "Uint16Array") + " of at least " + std::to_string(n) + " entries");
-    const Napi::TypedArray t = v.As<Napi::TypedArray>();
-    xs[j] = static_cast<const uint8_t*>(t.ArrayBuffer().Data()) + t.ByteOffset();
-  }
   checkDType(a, "out", outDtype);
   void* out = outDtype == kF32 ? static_cast<void*>(a.f32(5)) : a.u16(5);
   need(a, 5, "out", n);
@@ -369,7 +421,7 @@ PEFTJS_EXPORT(weightedSum) {
     float acc[kTile];
     for (int64_t j = 0; j < k; j++) {
       const float wj = w[j];
-      withConverter(dtypes[j], xs[j], [&](auto x, auto cvt) {
+      withConverter(xs[j].dtype, xs[j].data, [&](auto x, auto cvt) {
         x += i0;
         if (j == 0) {
 #pragma omp simd

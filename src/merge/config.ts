@@ -230,8 +230,6 @@ export interface RunMergeOptions {
   mapInputs?: boolean;
   /** Kernel threads during the merge (default: all cores, see StreamMergeOptions.threads). */
   threads?: number;
-  /** f32 elements a streamed merge may keep between passes over a tensor (default: twice the largest tensor's). */
-  keepElements?: number;
   /** Seed of the random methods (dare_*); default 0. */
   seed?: number;
   onProgress?: (p: MergeProgress) => void;
@@ -290,8 +288,7 @@ export function runMerge(config: MergeConfig, out: string, opts: RunMergeOptions
       threads: opts.threads,
       onProgress: opts.onProgress,
       merge: (ctx, tensors) => method.merge({ ...params(ctx), tensors }),
-      keepElements: opts.keepElements,
-      chunked: method.chunked ? (ctx, scan, gather, scratch) => method.chunked!(params(ctx), scan, gather, scratch) : undefined,
+      chunked: method.chunked ? (ctx, scan, gather) => method.chunked!(params(ctx), scan, gather) : undefined,
     });
   } finally {
     for (const s of stats) s?.close();

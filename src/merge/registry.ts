@@ -12,8 +12,8 @@ import { regmean } from './methods/regmean.js';
 import { slerp } from './methods/slerp.js';
 import { combineTaskVectors, rowCombiner, subtractInPlace, type Consensus } from './methods/task-arithmetic.js';
 import { trimRanks } from './methods/ties.js';
-import { keepMagnitudeRanks, magnitudeBands, wholeSource, type MagnitudeBand } from './select.js';
-import type { InputChunk, OutputRange, RangeMerge, Scratch, TensorContext, TensorGather, TensorScan } from './stream.js';
+import { keepMagnitudeRanks, magnitudeBands, type VectorChunk } from './select.js';
+import type { ChunkMerge, InputChunk, TensorContext, TensorGather, TensorScan } from './stream.js';
 
 /** A parameter value after filters and gradients are applied. */
 export type ParamValue = number | boolean;
@@ -62,7 +62,7 @@ export interface MethodDef {
    * The range-by-range form, for element-wise methods: the merge of one range from the inputs' chunks (in the
    * order of `tensors`), after any passes over `scan` it needs. Absent (or null for a tensor): `merge` runs.
    */
-  chunked?(call: MethodParams, scan: TensorScan, gather: TensorGather, scratch: Scratch): RangeMerge | null;
+  chunked?(call: MethodParams, scan: TensorScan, gather: TensorGather): ChunkMerge | null;
 }
 
 const num = (v: ParamValue | undefined) => Number(v);
@@ -85,9 +85,9 @@ type Sparsify =
 /**
  * The generalised task arithmetic family (task_arithmetic, ties, dare_*, breadcrumbs*): τᵢ = θᵢ − θ_base,
  * sparsified, then combined into the base — in place on whole tensors, or range by range from the inputs' own
- * dtypes. Streamed, the task vectors are computed once into the scratch buffer when they fit (k f32 copies of the
- * tensor), their magnitude bands located and applied there, and the final pass reads only the base; when they do not
- * fit, every pass recomputes them range by range from the inputs. Both give the same bits.
+ * dtypes. Streamed, the task vectors are never stored: the selection's passes (select.ts) and the final pass read
+ * them straight from the base's and the models' ranges (the kernels subtract as they read), so memory is the ranges
+ * and both forms give the same bits.
  */
 function taskFamily(sparsify: Sparsify | null, consensus: Consensus | null, normalize: boolean, extra: ParamDef[]): MethodDef {
   const options = (c: MethodParams) => ({ consensus, normalize: Boolean(c.global.normalize), lambda: num(c.global.lambda) });
@@ -104,51 +104,18 @@ function taskFamily(sparsify: Sparsify | null, consensus: Consensus | null, norm
       });
       return combineTaskVectors(base, deltas, { weights: weights(call), ...options(call) }, base);
     },
-    chunked(call, scan, gather, scratch) {
+    chunked(call, scan, gather) {
       if (sparsify && 'drop' in sparsify) return null;
-      const k = call.perModel.length;
       const n = call.ctx.shape.reduce((a, d) => a * d, 1);
       const combine = rowCombiner(Float32Array.from(weights(call)), options(call));
-      const ranges = sparsify ? call.perModel.map((p) => sparsify.band(n, p)) : [];
-      // τⱼ of a range into row j of `into` (row stride `stride`): model j + 1 minus the base (input 0), in their dtypes.
-      const taskVectors = (chunks: readonly InputChunk[], length: number, into: Float32Array, stride: number) => {
-        for (let j = 0; j < k; j++) {
-          const x = chunks[j + 1], base = chunks[0];
-          backend().taskVector(x.dtype, x.data, base.dtype, base.data, into.subarray(j * stride, j * stride + length), length);
-        }
-      };
-      /** The final pass over one range, given where its task vectors are: k rows of stride `stride` from `r`'s start. */
-      const finalPass = (rows: (chunks: readonly InputChunk[], offset: number, length: number) => [Float32Array, number], bands: MagnitudeBand[]) =>
-        (chunks: readonly InputChunk[], offset: number, out: OutputRange) => {
-          const [r, stride] = rows(chunks, offset, out.data.length);
-          combine(chunks[0], r, stride, out, bands, offset);
-        };
-      if (k * n <= scratch.limit) {
-        // Task vectors kept as k rows of n, computed in the one pass that reads the models; the selection then samples
-        // and scans those rows. (A sample gathered from the inputs first, so that the counting could ride on this
-        // pass, touched every page of the inputs once more and measured slower.)
-        const tv = scratch.get(k * n);
-        scan((chunks, offset, length) => taskVectors(chunks, length, tv.subarray(offset), n));
-        const rows = Array.from({ length: k }, (_, j) => tv.subarray(j * n, (j + 1) * n));
-        const bands = sparsify ? magnitudeBands(wholeSource(rows), n, ranges) : [];
-        return { merge: finalPass((_chunks, offset) => [tv.subarray(offset), n], bands), reads: 'first' };
-      }
-      // Task vectors recomputed range by range, packed as k rows of the range's length, in every pass.
-      let packed = new Float32Array(0);
-      const rangeRows = (chunks: readonly InputChunk[], length: number): Float32Array => {
-        if (packed.length < k * length) packed = new Float32Array(k * length);
-        taskVectors(chunks, length, packed, length);
-        return packed;
-      };
+      // Task vector j of a range: model j + 1 minus the base (input 0), read as they are stored.
+      const taskVectors = (chunks: readonly InputChunk[]): VectorChunk[] =>
+        chunks.slice(1).map((x) => ({ dtypes: Int32Array.of(x.dtype, chunks[0].dtype), inputs: [x.data, chunks[0].data] }));
       const bands = sparsify
         ? magnitudeBands(
             {
-              scan: (visit) =>
-                scan((chunks, offset, length) => {
-                  const r = rangeRows(chunks, length);
-                  return visit(Array.from({ length: k }, (_, j) => r.subarray(j * length, (j + 1) * length)), offset);
-                }),
-              // τⱼ at a few entries, from the inputs: the f32 difference, as the kernel computes it (a double
+              scan: (visit, from) => scan((chunks, offset, length) => visit(taskVectors(chunks), offset, length), from),
+              // τⱼ at a few entries, from the inputs: the f32 difference, as the kernels compute it (a double
               // difference of two f32s rounds to the same f32).
               gather: (indices) => {
                 const [base, ...models] = gather(indices);
@@ -157,10 +124,10 @@ function taskFamily(sparsify: Sparsify | null, consensus: Consensus | null, norm
               },
             },
             n,
-            ranges,
+            call.perModel.map((p) => sparsify.band(n, p)),
           )
         : [];
-      return { merge: finalPass((chunks, _offset, length) => [rangeRows(chunks, length), length], bands), reads: 'all' };
+      return (chunks, offset, out) => combine(chunks, true, out, bands, offset);
     },
   };
 }
@@ -186,10 +153,7 @@ export const METHODS: Record<string, MethodDef> = {
     chunked(c) {
       const scale = linearScale(weights(c), { normalize: Boolean(c.global.normalize) });
       const w = Float32Array.from(weights(c), (x) => x * scale);
-      return {
-        merge: (chunks, _offset, out) => backend().weightedSum(Int32Array.from(chunks, (x) => x.dtype), chunks.map((x) => x.data), w, out.data.length, out.dtype, out.data),
-        reads: 'all',
-      };
+      return (chunks, _offset, out) => backend().weightedSum(Int32Array.from(chunks, (x) => x.dtype), chunks.map((x) => x.data), w, out.data.length, out.dtype, out.data);
     },
   },
   task_arithmetic: taskFamily(null, null, false, []),

@@ -11,12 +11,23 @@
  * merge selects over a tensor it never holds whole.
  */
 import { backend } from '../engine/index.js';
+import { CastDType, type U16 } from '../engine/backend/kernels.js';
 
 /**
- * One pass over several same-length vectors, chunk by chunk: `visit` gets each chunk of every vector and its offset, in
- * order, and may end the pass early by returning false.
+ * A chunk of a vector as the selection kernels read it (see magnitudeBracket): one input x, or two, x and a base —
+ * the task vector x − base read straight from two checkpoints' ranges — each in its dtype.
  */
-export type VectorScan = (visit: (chunks: readonly Float32Array[], offset: number) => void | boolean) => void;
+export interface VectorChunk {
+  dtypes: Int32Array;
+  inputs: readonly (Float32Array | U16)[];
+}
+
+/**
+ * One pass over several same-length vectors, chunk by chunk: `visit` gets each chunk of every vector, its offset and
+ * its length, in order, and may end the pass early by returning false. The pass starts at offset `from` (default 0),
+ * which must be the offset of a chunk an earlier pass visited.
+ */
+export type VectorScan = (visit: (chunks: readonly VectorChunk[], offset: number, length: number) => void | boolean, from?: number) => void;
 
 /** Vectors a selection reads: in passes, and a few entries at a time (the sample that brackets a rank). */
 export interface VectorSource {
@@ -40,11 +51,20 @@ export interface RankedMagnitude {
   bits: number;
   less: number;
   equal: number;
+  /**
+   * Where a pass looking for the entry of rank r among the equal ones (index order) may start: a chunk offset and r
+   * counted from there (absent: from the start).
+   */
+  start?: (r: number) => [offset: number, rank: number];
 }
 
+const F32 = Int32Array.of(CastDType.F32);
 const TOP_BINS = 1 << 15, TOP_SHIFT = 16, LOW_BINS = 1 << 16;
-/** Entries sampled per vector to bracket a rank, and the bracket's half-width in samples: 6 standard deviations of the binomial count. */
-const SAMPLE = 1 << 16, MARGIN = 6 * Math.sqrt(SAMPLE) / 2 + 2;
+/**
+ * Entries sampled per vector to bracket a rank, in runs of RUN consecutive entries, and the bracket's half-width in
+ * samples: 6 standard deviations of the binomial count.
+ */
+const SAMPLE = 1 << 14, RUN = 16, MARGIN = 6 * Math.sqrt(SAMPLE) / 2 + 2;
 const EVERYTHING: MagnitudeBand = { low: -1, lowCut: 0, high: 2 ** 31, highCut: 0 };
 // No magnitude reaches 2³¹, so nothing lies above `low` and nothing equals `high`.
 const NOTHING: MagnitudeBand = { low: 2 ** 31, lowCut: 0, high: 2 ** 31, highCut: 0 };
@@ -63,10 +83,17 @@ function mix(h: number): number {
   return (h ^ (h >>> 16)) >>> 0;
 }
 
-/** The sorted magnitude bits of one entry per block of ⌈n / SAMPLE⌉ entries (at a hashed place in it) of each vector. */
+/**
+ * The sorted magnitude bits of SAMPLE entries of each vector (all of them when it has fewer): runs of RUN consecutive
+ * entries, one at a hashed place in each of SAMPLE / RUN equal blocks, so that the sample reads a few pages of each
+ * input rather than every page of the tensor.
+ */
 function sampleMagnitudes(source: VectorSource, n: number): Uint32Array[] {
-  const step = Math.max(1, Math.ceil(n / SAMPLE)), blocks = Math.ceil(n / step);
-  const at = Float64Array.from({ length: blocks }, (_, k) => k * step + (mix(k) % Math.min(step, n - k * step)));
+  const size = Math.min(n, SAMPLE), at = new Float64Array(size), stride = Math.floor(n / (SAMPLE / RUN));
+  for (let i = 0; i < size; i++) {
+    const r = Math.floor(i / RUN);
+    at[i] = n <= SAMPLE ? i : r * stride + (mix(r) % (stride - RUN + 1)) + (i % RUN);
+  }
   return source.gather(at).map((v) => {
     const bits = new Uint32Array(v.buffer, v.byteOffset, v.length);
     for (let i = 0; i < bits.length; i++) bits[i] &= 0x7fffffff;
@@ -84,8 +111,18 @@ function sampleMagnitudes(source: VectorSource, n: number): Uint32Array[] {
 function locateRanks(source: VectorSource, n: number, wanted: readonly (readonly (number | null)[])[]): (RankedMagnitude | null)[][] {
   const samples = sampleMagnitudes(source, n);
   const brackets = wanted.map((w, v) => w.map((rank) => (rank === null ? null : bracket(samples[v], n, rank))));
-  source.scan((chunks) => brackets.forEach((bs, v) => bs.forEach((b) => b && backend().magnitudeBracket(chunks[v], chunks[v].length, b.lo, b.hi, b.list, b.counts))));
-  const resolved = brackets.map((bs) => bs.map((b) => b && resolveBracket(b)));
+  const offsets: number[] = [];
+  source.scan((chunks, offset, length) => {
+    offsets.push(offset);
+    brackets.forEach((bs, v) =>
+      bs.forEach((b) => {
+        if (!b) return;
+        backend().magnitudeBracket(chunks[v].dtypes, chunks[v].inputs, length, b.lo, b.hi, b.list, b.counts);
+        b.after.push(b.counts[1], b.counts[2], b.counts[3]);
+      }),
+    );
+  });
+  const resolved = brackets.map((bs) => bs.map((b) => b && resolveBracket(b, offsets)));
   const exact = locateByHistogram(source.scan, wanted.map((w, v) => w.map((rank, j) => (resolved[v][j] ? null : rank))));
   return resolved.map((rs, v) => rs.map((r, j) => r ?? exact[v][j]));
 }
@@ -99,6 +136,8 @@ interface Bracket {
   list: Int32Array;
   /** Entries below lo, equal to lo, strictly inside, equal to hi (when hi > lo). */
   counts: Float64Array;
+  /** counts[1], counts[2] and counts[3] after each chunk of the pass, in turn: where the entries of each kind lie. */
+  after: number[];
 }
 
 /** The bracket around `rank` of n entries from a sorted sample: MARGIN samples either side of where the rank falls. */
@@ -108,24 +147,38 @@ function bracket(sample: Uint32Array, n: number, rank: number): Bracket {
   // Room for twice the entries the sample puts strictly inside.
   const expected = ((Math.min(m, to) - Math.max(0, from)) / m) * n;
   const list = new Int32Array(Math.min(n, Math.ceil(2 * expected) + 1024));
-  return { rank, lo: from < 0 ? 0 : sample[from], hi: to >= m ? 0x7fffffff : sample[to], list, counts: new Float64Array(4) };
+  return { rank, lo: from < 0 ? 0 : sample[from], hi: to >= m ? 0x7fffffff : sample[to], list, counts: new Float64Array(4), after: [] };
 }
 
-/** The magnitude of a bracket's rank from its counts and list, or null when the bracket missed it or its list overflowed. */
-function resolveBracket({ rank, lo, hi, list, counts }: Bracket): RankedMagnitude | null {
+/**
+ * The magnitude of a bracket's rank from its counts and list, or null when the bracket missed it or its list
+ * overflowed; its `start` finds the chunk (of those at `offsets`) holding a given entry among the equal ones.
+ */
+function resolveBracket({ rank, lo, hi, list, counts, after }: Bracket, offsets: readonly number[]): RankedMagnitude | null {
   const [below, equal, inside, top] = counts;
+  // The chunk where the running count of one kind (after[3c + kind]) passes r, and r counted from that chunk's start.
+  const startBy = (runs: (c: number) => number) => (r: number): [number, number] => {
+    let c = 0;
+    while (c < offsets.length - 1 && runs(c) <= r) c++;
+    return [offsets[c], r - (c === 0 ? 0 : runs(c - 1))];
+  };
   if (rank < below) return null;
-  if (rank < below + equal) return { bits: lo, less: below, equal };
+  if (rank < below + equal) return { bits: lo, less: below, equal, start: startBy((c) => after[3 * c]) };
   const above = below + equal + inside;
-  if (rank >= above) return rank < above + top ? { bits: hi, less: above, equal: top } : null;
+  if (rank >= above) return rank < above + top ? { bits: hi, less: above, equal: top, start: startBy((c) => after[3 * c + 2]) } : null;
   if (inside > list.length) return null;
-  const bits = selectRank(list, inside, rank - below - equal);
+  const bits = selectRank(list.slice(0, inside), inside, rank - below - equal);
+  // The list holds each chunk's entries after the previous chunk's: count those equal to bits chunk by chunk.
+  const equalUpTo = new Float64Array(offsets.length);
   let less = 0, same = 0;
-  for (let i = 0; i < inside; i++) {
-    less += +(list[i] < bits);
-    same += +(list[i] === bits);
+  for (let c = 0, i = 0; c < offsets.length; c++) {
+    for (const end = after[3 * c + 1]; i < end; i++) {
+      less += +(list[i] < bits);
+      same += +(list[i] === bits);
+    }
+    equalUpTo[c] = same;
   }
-  return { bits, less: below + equal + less, equal: same };
+  return { bits, less: below + equal + less, equal: same, start: startBy((c) => equalUpTo[c]) };
 }
 
 /** The value of ascending rank r among the first m entries of `a`, which it reorders: Hoare's FIND (expected O(m)). */
@@ -155,11 +208,13 @@ function selectRank(a: Int32Array, m: number, r: number): number {
 function locateByHistogram(scan: VectorScan, wanted: readonly (readonly (number | null)[])[]): (RankedMagnitude | null)[][] {
   if (wanted.every((w) => w.every((r) => r === null))) return wanted.map((w) => w.map(() => null));
   const top = wanted.map(() => new Int32Array(TOP_BINS));
-  scan((chunks) => chunks.forEach((c, v) => wanted[v].some((r) => r !== null) && backend().magnitudeHistogram(c, c.length, top[v], TOP_BINS, TOP_SHIFT, 31, 0)));
+  scan((chunks, _offset, length) =>
+    chunks.forEach((c, v) => wanted[v].some((r) => r !== null) && backend().magnitudeHistogram(c.dtypes, c.inputs, length, top[v], TOP_BINS, TOP_SHIFT, 31, 0)),
+  );
   const found = wanted.map((w, v) => w.map((rank) => (rank === null ? null : { rank, ...bucketOf(top[v], rank), hist: new Int32Array(LOW_BINS) })));
-  scan((chunks) =>
+  scan((chunks, _offset, length) =>
     chunks.forEach((c, v) => {
-      for (const f of found[v]) if (f) backend().magnitudeHistogram(c, c.length, f.hist, LOW_BINS, 0, TOP_SHIFT, f.bucket);
+      for (const f of found[v]) if (f) backend().magnitudeHistogram(c.dtypes, c.inputs, length, f.hist, LOW_BINS, 0, TOP_SHIFT, f.bucket);
     }),
   );
   return found.map((fs) =>
@@ -183,8 +238,8 @@ export function magnitudeBands(source: VectorSource, n: number, ranges: readonly
   const wanted = clamped.map(([lo, hi]) => (lo >= hi ? [] : [lo > 0 ? lo : null, hi < n ? hi - 1 : null]));
   if (wanted.every((w) => w.every((r) => r === null))) return clamped.map(([lo, hi]) => (lo >= hi ? NOTHING : EVERYTHING));
   const at = locateRanks(source, n, wanted);
-  // Tie positions to turn into indices: [vector, bits, rank among the equal entries, band field to set].
-  const cuts: { v: number; bits: number; rank: number; set: (index: number) => void }[] = [];
+  // Ties to cut: vector v's entries equal to `bits`, the first `rank` of them (index order) on one side of the cut.
+  const cuts: { v: number; at: RankedMagnitude; rank: number; set: (index: number) => void }[] = [];
   const bands = clamped.map(([lo, hi], v): MagnitudeBand => {
     if (lo >= hi) return NOTHING;
     const [l, h] = at[v];
@@ -192,30 +247,25 @@ export function magnitudeBands(source: VectorSource, n: number, ranges: readonly
     if (l) {
       band.low = l.bits;
       // The first lo − less entries equal to the low boundary are dropped: keep from the index of the next one.
-      if (lo > l.less) cuts.push({ v, bits: l.bits, rank: lo - l.less, set: (i) => (band.lowCut = i) });
+      if (lo > l.less) cuts.push({ v, at: l, rank: lo - l.less, set: (i) => (band.lowCut = i) });
     }
     if (h) {
       band.high = h.bits;
       // The first hi − less entries equal to the high boundary are kept: up to the index of the next one, if any.
       band.highCut = n;
-      if (hi - h.less < h.equal) cuts.push({ v, bits: h.bits, rank: hi - h.less, set: (i) => (band.highCut = i) });
+      if (hi - h.less < h.equal) cuts.push({ v, at: h, rank: hi - h.less, set: (i) => (band.highCut = i) });
     }
     return band;
   });
-  if (cuts.length > 0) {
-    const left = cuts.map((c) => c.rank);
-    // Ends at the chunk holding the last cut.
-    source.scan((chunks, offset) => {
-      cuts.forEach((c, m) => {
-        if (left[m] < 0) return;
-        const i = backend().magnitudeRankIndex(chunks[c.v], chunks[c.v].length, c.bits, left[m]);
-        if (i >= 0) {
-          c.set(offset + i);
-          left[m] = -1;
-        } else left[m] += i + 1;
-      });
-      return left.some((l) => l >= 0);
-    });
+  // Each cut's pass starts at the chunk holding it (where the bracket pass counted it) and ends there.
+  for (const { v, at: { bits, start }, rank, set } of cuts) {
+    let [from, left] = start?.(rank) ?? [0, rank];
+    source.scan((chunks, offset, length) => {
+      const i = backend().magnitudeRankIndex(chunks[v].dtypes, chunks[v].inputs, length, bits, left);
+      if (i >= 0) set(offset + i);
+      else left += i + 1;
+      return i < 0;
+    }, from);
   }
   return bands;
 }
@@ -230,9 +280,12 @@ export function applyBand(x: Float32Array, band: MagnitudeBand, offset: number):
   if (!keepsAll(band)) backend().keepMagnitudeBand(x, x.length, offset, band.low, band.lowCut, band.high, band.highCut);
 }
 
-/** Whole arrays as a source: one chunk each. */
+/** Whole f32 arrays as a source: one chunk each. */
 export const wholeSource = (xs: readonly Float32Array[]): VectorSource => ({
-  scan: (visit) => void visit(xs, 0),
+  scan: (visit, from = 0) => {
+    if (from !== 0) throw new Error(`wholeSource: a pass starts at 0, not ${from}`);
+    visit(xs.map((x) => ({ dtypes: F32, inputs: [x] })), 0, xs[0]?.length ?? 0);
+  },
   gather: (indices) =>
     xs.map((x) => {
       const out = new Float32Array(indices.length);

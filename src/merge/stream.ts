@@ -45,8 +45,8 @@ export interface InputChunk {
  */
 export type ChunkVisitor = (chunks: readonly InputChunk[], offset: number, length: number) => void | boolean;
 
-/** One pass over the current tensor's inputs, range by range, in order. */
-export type TensorScan = (visit: ChunkVisitor) => void;
+/** One pass over the current tensor's inputs, range by range, in order, from the range at offset `from` (default 0). */
+export type TensorScan = (visit: ChunkVisitor, from?: number) => void;
 
 /** Every input's entries of the current tensor at `indices` (ascending), in f32, in input order. */
 export type TensorGather = (indices: Float64Array) => Float32Array[];
@@ -61,31 +61,11 @@ export interface OutputRange {
 export type ChunkMerge = (chunks: readonly InputChunk[], offset: number, out: OutputRange) => void;
 
 /**
- * The final pass of a range-by-range merge: the merge of one range, and which inputs' chunks it reads — all, or only
- * the first (the others were consumed by the merger's own passes, e.g. into task vectors kept in memory).
- */
-export interface RangeMerge {
-  merge: ChunkMerge;
-  reads: 'all' | 'first';
-}
-
-/**
- * An f32 work buffer a merger may keep between its passes over a tensor, reused from tensor to tensor (so its pages
- * are touched once per merge) and dropped when the merge ends.
- */
-export interface Scratch {
-  /** Most elements {@link Scratch.get} may be asked for. */
-  readonly limit: number;
-  /** The buffer's first `elements` entries (contents unspecified). */
-  get(elements: number): Float32Array;
-}
-
-/**
  * A merge computed range by range: given a tensor's context, a scan over its inputs (which it may run first, e.g. to
- * find TIES thresholds), a gather of a few of their entries and the merge's scratch buffer, returns its final pass,
- * or null when the method needs the whole tensor (then the {@link TensorMerger} runs).
+ * find TIES thresholds) and a gather of a few of their entries, returns the merge of one range (its final pass), or
+ * null when the method needs the whole tensor (then the {@link TensorMerger} runs).
  */
-export type ChunkedMerger = (ctx: TensorContext, scan: TensorScan, gather: TensorGather, scratch: Scratch) => RangeMerge | null;
+export type ChunkedMerger = (ctx: TensorContext, scan: TensorScan, gather: TensorGather) => ChunkMerge | null;
 
 /** Progress after each tensor. */
 export interface MergeProgress {
@@ -109,8 +89,6 @@ export interface StreamMergeOptions {
   chunked?: ChunkedMerger;
   /** Elements per range of a chunked merge (default 2¹⁹). */
   chunkElements?: number;
-  /** f32 elements a chunked merge may keep between its passes over a tensor (default: twice the largest tensor's). */
-  keepElements?: number;
   /** Read ahead in a worker thread (default: when the inputs total 256 MB or more). */
   prefetch?: boolean;
   /** Write, fsync and rename output shards on a worker thread (default: when the inputs total 256 MB or more). */
@@ -170,7 +148,9 @@ export function mergeCheckpoints(opts: StreamMergeOptions): MergeReport {
   const paths = opts.inputs;
   if (paths.length === 0) throw new Error('merge: no checkpoints to merge');
   const sources: TensorSource[] = [];
-  const reader = new RangeReader(paths.length, opts.chunkElements ?? 1 << 19, opts.mapInputs ?? true);
+  const chunkElements = opts.chunkElements ?? 1 << 19;
+  if (!Number.isSafeInteger(chunkElements) || chunkElements <= 0) throw new Error(`merge: chunkElements must be a positive integer, got ${chunkElements}`);
+  let reader: RangeReader | null = null;
   let prefetch: Prefetcher | null = null;
   const threads = backend().getNumThreads();
   backend().setNumThreads(opts.threads ?? threads);
@@ -185,8 +165,11 @@ export function mergeCheckpoints(opts: StreamMergeOptions): MergeReport {
       return { name, dtype, shape: info.shape };
     });
     const numLayers = countLayers(statDir(paths[0]), names);
-    const largestElements = Math.max(0, ...names.map((n) => ref.info(n).byteLength / dtypeSize(ref.info(n).dtype)));
-    const scratch = growingScratch(opts.keepElements ?? 2 * largestElements);
+    // Mapped windows: together at most twice the largest tensor in f32 (what a merge computing in f32 would hold), so
+    // that the passes of a TIES merge over a tensor map its pages once; at least 16 ranges each.
+    const largestBytes = Math.max(0, ...names.map((n) => (ref.info(n).byteLength / dtypeSize(ref.info(n).dtype)) * 4));
+    const windowBytes = Math.max(16 * chunkElements * 4, Math.floor((2 * largestBytes) / paths.length));
+    const ranges = (reader = new RangeReader(paths.length, chunkElements, opts.mapInputs ?? true, windowBytes));
     // What each tensor reads: every input for floating tensors, the reference's own for the copied ones.
     const reads = names.map((n) => (isFloatDType(ref.info(n).dtype) ? sources.map((s) => s.info(n)) : [ref.info(n)]));
     const bytesTotal = reads.reduce((a, r) => a + r.reduce((b, i) => b + i.byteLength, 0), 0);
@@ -196,26 +179,21 @@ export function mergeCheckpoints(opts: StreamMergeOptions): MergeReport {
       prefetch = new Prefetcher(reads.map((r) => r.map((i) => ({ file: i.file, offset: i.byteOffset, length: i.byteLength }))), 1_000_000_000, readAheadModule());
     }
     let bytesRead = 0;
-    let largest = 0;
     try {
       names.forEach((name, index) => {
         prefetch?.at(index);
         const info = ref.info(name);
         const spec = specs[index];
-        largest = Math.max(largest, (info.byteLength / dtypeSize(info.dtype)) * 4);
         if (!isFloatDType(info.dtype)) {
           // Integer buffers (position ids, masks) are not merged: the reference checkpoint's are kept.
           writer.write(name, ref.read(name));
         } else {
           const ctx: TensorContext = { name, shape: info.shape, layer: layerIndex(name), numLayers };
           const n = info.byteLength / dtypeSize(info.dtype);
-          const scan: TensorScan = (visit) => reader.scan(reads[index], n, visit);
-          const gather: TensorGather = (indices) => reader.gather(reads[index], indices);
-          const ranged = opts.chunked?.(ctx, scan, gather, scratch) ?? null;
-          if (ranged !== null) {
-            const final: TensorScan = ranged.reads === 'all' ? scan : (visit) => reader.scan(reads[index].slice(0, 1), n, visit);
-            mergeInRanges(writer, spec, n, final, ranged.merge, reader.chunkElements);
-          }
+          const scan: TensorScan = (visit, from) => ranges.scan(reads[index], n, visit, from);
+          const gather: TensorGather = (indices) => ranges.gather(reads[index], indices);
+          const ranged = opts.chunked?.(ctx, scan, gather) ?? null;
+          if (ranged !== null) mergeInRanges(writer, spec, n, scan, ranged, chunkElements);
           else writer.write(name, mergeWhole(opts.merge, ctx, sources, spec));
         }
         bytesRead += reads[index].reduce((a, i) => a + i.byteLength, 0);
@@ -232,29 +210,16 @@ export function mergeCheckpoints(opts: StreamMergeOptions): MergeReport {
       bytesRead,
       bytesWritten: writer.totalBytes,
       seconds: (performance.now() - started) / 1000,
-      largestTensorF32Bytes: largest,
+      largestTensorF32Bytes: largestBytes,
       peakRssBytes: process.resourceUsage().maxRSS * 1024,
       files: writer.files,
     };
   } finally {
     backend().setNumThreads(threads);
     prefetch?.close();
-    reader.close();
+    reader?.close();
     for (const s of sources) s.close();
   }
-}
-
-/** A {@link Scratch} of at most `limit` elements, allocated when first asked for and grown to the largest request. */
-function growingScratch(limit: number): Scratch {
-  let buffer = new Float32Array(0);
-  return {
-    limit,
-    get(elements) {
-      if (elements > limit) throw new Error(`merge: scratch of ${elements} elements asked for, the limit is ${limit}`);
-      if (buffer.length < elements) buffer = new Float32Array(elements);
-      return buffer.subarray(0, elements);
-    },
-  };
 }
 
 /** A tensor merged from its inputs' whole f32 copies, in the output dtype. */
@@ -284,9 +249,6 @@ function mergeInRanges(writer: ShardWriter, spec: TensorSpec, n: number, scan: T
   });
 }
 
-/** Ranges of a tensor one input keeps mapped at a time (16 MB of bf16 at the default range size). */
-const MAP_WINDOW_CHUNKS = 16;
-
 const CAST: Record<'F32' | 'BF16' | 'F16', CastDType> = { F32: CastDType.F32, BF16: CastDType.BF16, F16: CastDType.F16 };
 
 /**
@@ -303,17 +265,21 @@ class RangeReader {
   /** Per input, the window mapped now: its tensor, where it starts in the tensor's bytes, and its bytes. */
   private readonly mapped: ({ info: TensorInfo; start: number; bytes: ArrayBuffer } | null)[];
 
-  constructor(inputs: number, readonly chunkElements: number, map: boolean) {
-    if (!Number.isSafeInteger(chunkElements) || chunkElements <= 0) throw new Error(`merge: chunkElements must be a positive integer, got ${chunkElements}`);
+  /** `windowBytes`: the most bytes of a tensor each input keeps mapped (rounded down to whole ranges, at least one). */
+  constructor(inputs: number, readonly chunkElements: number, map: boolean, private readonly windowBytes: number) {
     this.mapper = map ? fileMapping() : null;
     this.raw = Array.from({ length: inputs }, () => new ArrayBuffer(0));
     this.wide = Array.from({ length: inputs }, () => new Float32Array(0));
     this.mapped = Array.from({ length: inputs }, () => null);
   }
 
-  /** One pass over `n` elements of the tensors `infos` (one per input), `chunkElements` at a time, until `visit` returns false. */
-  scan(infos: readonly TensorInfo[], n: number, visit: ChunkVisitor): void {
-    for (let offset = 0; offset < n; offset += this.chunkElements) {
+  /**
+   * One pass over `n` elements of the tensors `infos` (one per input), `chunkElements` at a time from element `from`
+   * (a multiple of chunkElements), until `visit` returns false.
+   */
+  scan(infos: readonly TensorInfo[], n: number, visit: ChunkVisitor, from = 0): void {
+    if (from % this.chunkElements !== 0) throw new Error(`merge: a pass starts at a range, not at element ${from}`);
+    for (let offset = from; offset < n; offset += this.chunkElements) {
       const length = Math.min(this.chunkElements, n - offset);
       if (visit(infos.map((info, i) => this.read(i, info, offset, length)), offset, length) === false) return;
     }
@@ -341,7 +307,8 @@ class RangeReader {
       let m = this.mapped[input];
       if (m?.info !== info || offset < m.start || offset + bytes > m.start + m.bytes.byteLength) {
         this.release(input);
-        const length = Math.min(info.byteLength - offset, MAP_WINDOW_CHUNKS * this.chunkElements * dtypeSize(info.dtype));
+        const range = this.chunkElements * dtypeSize(info.dtype);
+        const length = Math.min(info.byteLength - offset, Math.max(1, Math.floor(this.windowBytes / range)) * range);
         m = this.mapped[input] = { info, start: offset, bytes: this.mapper.mapFile(info.file, info.byteOffset + offset, length) };
       }
       return [m.bytes, offset - m.start];

@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createRequire } from 'node:module';
 import { Rng } from '../helpers/random.js';
-import { CastDType, type Kernels } from '../../src/engine/backend/kernels.js';
+import { CastDType, SignElection, type Kernels } from '../../src/engine/backend/kernels.js';
 import { reference } from '../../src/engine/backend/reference/index.js';
 
 const native = createRequire(import.meta.url)('../../build/Release/peftjs.node') as Kernels;
@@ -111,59 +111,66 @@ function castFrom(x: Uint16Array, dtype: CastDType): Float32Array {
   return out;
 }
 
-test('magnitudeHistogram: native equals reference (accumulating, with a prefix match); counts match a direct count', () => {
+/** `x` rounded to `dtype` (bf16 / f16 bits), and those values back in f32. */
+function rounded(x: Float32Array, dtype: CastDType.BF16 | CastDType.F16): [Uint16Array, Float32Array] {
+  const bits = new Uint16Array(x.length);
+  (dtype === CastDType.BF16 ? reference.castF32ToBF16 : reference.castF32ToF16)(x, bits, x.length);
+  return [bits, castFrom(bits, dtype)];
+}
+
+/**
+ * A vector in the two forms the selection kernels read: one f32 input d, and two inputs — x (bf16) and a base (f16) —
+ * whose f32 difference is d. Values on a coarse grid, so magnitudes tie.
+ */
+function vectorForms(n: number, seed: number): { d: Float32Array; one: [Int32Array, Float32Array[]]; two: [Int32Array, Uint16Array[]] } {
+  const [xb, x] = rounded(rand(n, seed, -2, 2).map((v) => Math.round(v * 32) / 32), CastDType.BF16);
+  const [bh, b] = rounded(rand(n, seed + 1, -2, 2).map((v) => Math.round(v * 64) / 64), CastDType.F16);
+  const d = x.map((v, i) => v - b[i]);
+  return { d, one: [Int32Array.of(CastDType.F32), [d]], two: [Int32Array.of(CastDType.BF16, CastDType.F16), [xb, bh]] };
+}
+
+test('magnitudeHistogram: native equals reference (accumulating, with a prefix match), x − base read as stored equals its f32 difference; counts match a direct count', () => {
   for (const n of SIZES) {
-    const x = rand(n, n + 3, -2, 2);
-    const bits = new Uint32Array(x.buffer);
+    const { d, one, two } = vectorForms(n, n + 3);
+    const bits = new Uint32Array(d.buffer);
     for (const [bins, shift, matchShift, match] of [[2048, 20, 31, 0], [1024, 10, 20, bits[0] >>> 20 & 0x7ff]]) {
-      const a = new Int32Array(bins).fill(5), b = new Int32Array(bins).fill(5);
-      native.magnitudeHistogram(x, n, a, bins, shift, matchShift, match);
-      reference.magnitudeHistogram(x, n, b, bins, shift, matchShift, match);
-      assert.deepEqual(a, b, `n=${n} shift=${shift}`);
+      const hists = [native, reference].flatMap((k) =>
+        [one, two].map(([dtypes, inputs]) => {
+          const h = new Int32Array(bins).fill(5);
+          k.magnitudeHistogram(dtypes, inputs, n, h, bins, shift, matchShift, match);
+          return h;
+        }),
+      );
+      for (const h of hists.slice(1)) assert.deepEqual(h, hists[0], `n=${n} shift=${shift}`);
       let want = 0;
       for (let i = 0; i < n; i++) want += Number(matchShift === 31 || (bits[i] & 0x7fffffff) >>> matchShift === match);
-      assert.equal(a.reduce((s, c) => s + c, 0) - 5 * bins, want, `n=${n}: total count`);
+      assert.equal(hists[0].reduce((s, c) => s + c, 0) - 5 * bins, want, `n=${n}: total count`);
     }
   }
+  assert.throws(() => native.magnitudeHistogram(Int32Array.of(0, 0, 0), [new Float32Array(4), new Float32Array(4), new Float32Array(4)], 4, new Int32Array(16), 16, 0, 31, 0), /one input \(x\) or two/);
 });
 
-test('taskVector: native equals reference bit for bit across dtypes, and equals the f32 difference', () => {
+test('magnitudeBracket: native equals reference over chunks, from f32 and from x − base (counts, and the collected bits as a multiset); an overfull list keeps counting', () => {
   for (const n of SIZES) {
-    const x32 = rand(n, n + 5, -2, 2), b32 = rand(n, n + 6, -2, 2);
-    const xb = new Uint16Array(n), bh = new Uint16Array(n);
-    reference.castF32ToBF16(x32, xb, n);
-    reference.castF32ToF16(b32, bh, n);
-    for (const [xd, x, bd, base] of [[CastDType.BF16, xb, CastDType.F16, bh], [CastDType.F32, x32, CastDType.BF16, xb], [CastDType.F32, x32, CastDType.F32, b32]] as const) {
-      const [a, b] = [native, reference].map((k) => {
-        const out = new Float32Array(n);
-        k.taskVector(xd, x, bd, base, out, n);
-        return out;
-      });
-      assert.deepEqual(a, b, `n=${n} dtypes ${xd}/${bd}`);
-      const [want, minus] = [[xd, x], [bd, base]].map(([d, v]) => (v instanceof Float32Array ? v : castFrom(v as Uint16Array, d as CastDType)));
-      for (let i = 0; i < n; i++) assert.equal(b[i], Math.fround(want[i] - minus[i]), `n=${n} [${i}]`);
-    }
-  }
-});
-
-test('magnitudeBracket: native equals reference over chunks (counts, and the collected bits as a multiset); an overfull list keeps counting', () => {
-  for (const n of SIZES) {
-    const x = rand(n, n + 7, -1, 1).map((v) => Math.round(v * 64) / 64);
+    const { d, one, two } = vectorForms(n, n + 7);
     const bitsOf = (v: number) => new Uint32Array(new Float32Array([v]).buffer)[0];
     const lo = bitsOf(0.25), hi = bitsOf(0.5);
-    const mags = [...new Uint32Array(x.buffer)].map((b) => b & 0x7fffffff);
+    const mags = [...new Uint32Array(d.buffer)].map((b) => b & 0x7fffffff);
     const want = [mags.filter((b) => b < lo).length, mags.filter((b) => b === lo).length, mags.filter((b) => b > lo && b < hi).length, mags.filter((b) => b === hi).length];
     const inside = mags.filter((b) => b > lo && b < hi).sort((p, q) => p - q);
     for (const k of [native, reference]) {
-      const list = new Int32Array(n), counts = new Float64Array(4);
-      const cut = Math.floor(n / 2);
-      k.magnitudeBracket(x.subarray(0, cut), cut, lo, hi, list, counts);
-      k.magnitudeBracket(x.subarray(cut), n - cut, lo, hi, list, counts);
-      assert.deepEqual([...counts], want, `${k.name} n=${n}: counts`);
-      assert.deepEqual([...list.subarray(0, want[2])].sort((p, q) => p - q), inside, `${k.name} n=${n}: collected bits`);
-      const small = new Int32Array(3), c = new Float64Array(4);
-      k.magnitudeBracket(x, n, lo, hi, small, c);
-      assert.deepEqual([...c], want, `${k.name} n=${n}: counts past a full list`);
+      for (const [dtypes, inputs] of [one, two]) {
+        const list = new Int32Array(n), counts = new Float64Array(4);
+        const cut = Math.floor(n / 2);
+        k.magnitudeBracket(dtypes, inputs.map((x) => x.subarray(0, cut)), cut, lo, hi, list, counts);
+        k.magnitudeBracket(dtypes, inputs.map((x) => x.subarray(cut)), n - cut, lo, hi, list, counts);
+        const label = `${k.name} n=${n} ${inputs.length} input(s)`;
+        assert.deepEqual([...counts], want, `${label}: counts`);
+        assert.deepEqual([...list.subarray(0, want[2])].sort((p, q) => p - q), inside, `${label}: collected bits`);
+        const small = new Int32Array(3), c = new Float64Array(4);
+        k.magnitudeBracket(dtypes, inputs, n, lo, hi, small, c);
+        assert.deepEqual([...c], want, `${label}: counts past a full list`);
+      }
     }
   }
 });
@@ -173,6 +180,8 @@ function bandBySort(x: Float32Array, lo: number, hi: number): Set<number> {
   const order = [...x.keys()].sort((i, j) => Math.abs(x[i]) - Math.abs(x[j]) || i - j);
   return new Set(order.slice(lo, hi));
 }
+
+const F32 = Int32Array.of(CastDType.F32);
 
 test('magnitudeRankIndex and keepMagnitudeBand: native equals reference in chunks, and keep exactly the sorted rank band with ties by index', () => {
   for (const n of SIZES.filter((s) => s > 1)) {
@@ -186,10 +195,10 @@ test('magnitudeRankIndex and keepMagnitudeBand: native equals reference in chunk
       const lowSkip = lo - sorted.indexOf(low), highTake = hi - sorted.indexOf(high);
       const equalHigh = sorted.lastIndexOf(high) + 1 - sorted.indexOf(high);
       const outs = [native, reference].map((k) => {
-        const lowCut = k.magnitudeRankIndex(x, n, low, lowSkip);
-        const highCut = highTake < equalHigh ? k.magnitudeRankIndex(x, n, high, highTake) : n;
+        const lowCut = k.magnitudeRankIndex(F32, [x], n, low, lowSkip);
+        const highCut = highTake < equalHigh ? k.magnitudeRankIndex(F32, [x], n, high, highTake) : n;
         assert.ok(lowCut >= 0 && highCut >= 0, `${k.name} n=${n}: the cuts are found`);
-        assert.equal(k.magnitudeRankIndex(x, n, high, equalHigh), -1 - equalHigh, `${k.name}: one past the last tie`);
+        assert.equal(k.magnitudeRankIndex(F32, [x], n, high, equalHigh), -1 - equalHigh, `${k.name}: one past the last tie`);
         const y = x.slice();
         const cut = Math.floor(n / 3); // two chunks: the predicate needs only each chunk's offset
         k.keepMagnitudeBand(y.subarray(0, cut), cut, 0, low, lowCut, high, highCut);
@@ -201,6 +210,10 @@ test('magnitudeRankIndex and keepMagnitudeBand: native equals reference in chunk
       for (let i = 0; i < n; i++) assert.equal(outs[0][i], keep.has(i) ? x[i] : 0, `n=${n}: entry ${i}`);
       if (zeros && n > 2) assert.equal(low, 0, 'the lower boundary is a zero magnitude');
     }
+    // From x − base as stored: the same index as from the f32 difference.
+    const { d, two } = vectorForms(n, n + 11);
+    const bits = new Uint32Array(d.buffer)[n >> 1] & 0x7fffffff;
+    for (const k of [native, reference]) assert.equal(k.magnitudeRankIndex(...two, n, bits, 0), reference.magnitudeRankIndex(F32, [d], n, bits, 0), `${k.name} n=${n}`);
   }
 });
 
@@ -211,54 +224,65 @@ function bandOf(x: Float32Array, lo: number, hi: number): number[] {
   const u = new Uint32Array(x.buffer, x.byteOffset, n);
   const sorted = [...u].map((b) => b & 0x7fffffff).sort((p, q) => p - q);
   const low = lo > 0 ? sorted[lo] : -1, high = hi < n ? sorted[hi - 1] : 2 ** 31;
-  const cut = (bits: number, rank: number) => reference.magnitudeRankIndex(x, n, bits, rank);
+  const cut = (bits: number, rank: number) => reference.magnitudeRankIndex(F32, [x], n, bits, rank);
   const lowCut = low < 0 ? 0 : cut(low, lo - sorted.indexOf(low));
   const highTake = hi - sorted.indexOf(high), equalHigh = sorted.lastIndexOf(high) + 1 - sorted.indexOf(high);
   const highCut = high >= 2 ** 31 || highTake >= equalHigh ? n : cut(high, highTake);
   return [low, lowCut, high, highCut];
 }
 
-test('tiesCombine: native matches reference (sum and count votes, f32 and bf16 bases), bands equal trimming the rows first, and a worked entry', () => {
+test('tiesCombine: native matches reference (no election, sum and count votes; f32 and bf16 bases), bands equal trimming the rows first, models equal their task vectors, outputs cast', () => {
   for (const n of SIZES) {
     for (const k of [1, 3]) {
-      // Rows 3 entries apart in a longer buffer (stride n + 3), the gaps poisoned; quantised, so bands cut through ties.
-      const stride = n + 3;
-      const d = rand(k * stride, n + k, -1, 1).map((v, i) => (i % stride >= n ? NaN : i % 5 === 0 ? 0 : Math.round(v * 16) / 16));
+      // Task vectors quantised, so bands cut through ties; each model = base + τ exactly in f32.
+      const base = rand(n, n + 9).map((v) => Math.round(v * 256) / 256);
+      const [baseBf16] = rounded(base, CastDType.BF16);
+      const taus = Array.from({ length: k }, (_, j) => rand(n, n + k + j, -1, 1).map((v, i) => (i % 5 === 0 ? 0 : Math.round(v * 16) / 16)));
+      const models = taus.map((t) => t.map((v, i) => v + base[i]));
       const w = Float32Array.from({ length: k }, (_, j) => 0.5 + j);
-      const base = rand(n, n + 9);
-      const baseBf16 = new Uint16Array(n);
-      native.castF32ToBF16(base, baseBf16, n);
-      const rows = Array.from({ length: k }, (_, j) => d.subarray(j * stride, j * stride + n));
       // Row 0 keeps its top half, row 1 a middle band, row 2 nothing.
       const ranges = [[Math.floor(n / 2), n], [Math.floor(n / 5), Math.floor((3 * n) / 4)], [0, 0]];
-      const bands = Float64Array.from(rows.flatMap((r, j) => bandOf(r, ranges[j][0], ranges[j][1])));
-      const trimmed = d.slice();
-      rows.forEach((_, j) => native.keepMagnitudeBand(trimmed.subarray(j * stride, j * stride + n), n, 0, ...(Array.from(bands.subarray(4 * j, 4 * j + 4)) as [number, number, number, number])));
-      for (const [normalize, byCount] of [[true, false], [false, true], [true, true]]) {
+      const bands = Float64Array.from(taus.flatMap((t, j) => bandOf(t, ranges[j][0], ranges[j][1])));
+      const trimmed = taus.map((t, j) => {
+        const y = t.slice();
+        native.keepMagnitudeBand(y, n, 0, ...(Array.from(bands.subarray(4 * j, 4 * j + 4)) as [number, number, number, number]));
+        return y;
+      });
+      for (const [normalize, election] of [[true, SignElection.Sum], [false, SignElection.Count], [true, SignElection.Count], [true, SignElection.None]] as const) {
         for (const [dtype, b] of [[CastDType.F32, base], [CastDType.BF16, baseBf16]] as const) {
-          const at = (kern: Kernels, deltas: Float32Array, bs: Float64Array) => {
+          const at = (kern: Kernels, rows: Float32Array[], bs: Float64Array, fromModels: boolean, outDtype = CastDType.F32) => {
             // In two ranges: the bands need only each range's offset.
-            const out = new Float32Array(n), cut = Math.floor(n / 3);
-            kern.tiesCombine(deltas, k, cut, stride, w, bs, 0, dtype, b.subarray(0, cut), out.subarray(0, cut), 0.8, normalize, byCount);
-            kern.tiesCombine(deltas.subarray(cut), k, n - cut, stride, w, bs, cut, dtype, b.subarray(cut), out.subarray(cut), 0.8, normalize, byCount);
+            const out = outDtype === CastDType.F32 ? new Float32Array(n) : new Uint16Array(n), cut = Math.floor(n / 3);
+            const dtypes = Int32Array.from([dtype, ...rows.map(() => CastDType.F32)]);
+            for (const [from, to] of [[0, cut], [cut, n]]) {
+              const inputs = [b, ...rows].map((x) => x.subarray(from, to));
+              kern.tiesCombine(dtypes, inputs, to - from, w, bs, from, outDtype, out.subarray(from, to), 0.8, normalize, election, fromModels);
+            }
             return out;
           };
-          const label = `k=${k} n=${n} dtype=${dtype} normalize=${normalize} byCount=${byCount}`;
-          const mine = at(native, d, bands), ref = at(reference, d, bands);
+          const label = `k=${k} n=${n} dtype=${dtype} normalize=${normalize} election=${election}`;
+          const mine = at(native, taus, bands, false) as Float32Array, ref = at(reference, taus, bands, false) as Float32Array;
           for (let i = 0; i < n; i++) assert.ok(Math.abs(mine[i] - ref[i]) <= 1e-6 * (1 + Math.abs(ref[i])), `${label} [${i}]: ${mine[i]} vs ${ref[i]}`);
-          assert.deepEqual(mine, at(native, trimmed, new Float64Array(0)), `${label}: banded = trimmed rows`);
+          assert.deepEqual(mine, at(native, trimmed, new Float64Array(0), false), `${label}: banded = trimmed rows`);
+          // The base here is exact in bf16, so model − base gives back τ exactly.
+          if (dtype === CastDType.BF16) for (const kern of [native, reference]) assert.deepEqual(at(kern, models, bands, true), at(kern, taus, bands, false), `${label} ${kern.name}: models`);
+          assert.deepEqual(at(native, taus, bands, false, CastDType.BF16), rounded(mine, CastDType.BF16)[0], `${label}: bf16 output`);
         }
       }
     }
   }
   for (const kern of [native, reference]) {
-    const out = new Float32Array(2), none = new Float64Array(0);
-    const worked = (byCount: boolean) =>
-      kern.tiesCombine(new Float32Array([3, 4, -2, -1, -2, -1]), 3, 2, 2, new Float32Array([1, 1, 1]), none, 0, CastDType.F32, new Float32Array([10, 10]), out, 1, true, byCount);
-    // Entry 0: 3, −2, −2 → sum −1 elects −, disjoint mean −2. Entry 1: 4, −1, −1 → sum 2 elects +, mean 4; by count −.
-    worked(false);
+    const out = new Float32Array(2), none = new Float64Array(0), f32 = Int32Array.from([0, 0, 0, 0]);
+    const worked = (election: SignElection) =>
+      kern.tiesCombine(f32, [new Float32Array([10, 10]), new Float32Array([3, 4]), new Float32Array([-2, -1]), new Float32Array([-2, -1])], 2, new Float32Array([1, 1, 1]), none, 0, CastDType.F32, out, 1, true, election, false);
+    // Entry 0: 3, −2, −2 → sum −1 elects −, disjoint mean −2. Entry 1: 4, −1, −1 → sum 2 elects +, mean 4; by count −;
+    // without an election, the mean of all three.
+    worked(SignElection.Sum);
     assert.deepEqual([...out], [8, 14], kern.name);
-    worked(true);
+    worked(SignElection.Count);
     assert.deepEqual([...out], [8, 9], `${kern.name} by count`);
+    worked(SignElection.None);
+    assert.deepEqual([...out], [Math.fround(10 + Math.fround(-1 / 3)), Math.fround(10 + Math.fround(2 / 3))], `${kern.name} no election`);
   }
+  assert.throws(() => native.tiesCombine(Int32Array.of(0, 0), [new Float32Array(2), new Float32Array(2)], 2, new Float32Array(1), new Float64Array(0), 0, CastDType.F32, new Float32Array(2), 1, false, 3 as SignElection, false), /election must be/);
 });

@@ -33,7 +33,7 @@ test('task arithmetic: base + λ Σ wᵢ τᵢ', () => {
 
 test('magnitude ranks: the sampled bracket and the exact radix select both match a sort, ties broken by index', () => {
   const rng = new Rng(3);
-  // Many repeated magnitudes (both signs) to exercise the tie rule; above 2¹⁶ entries the bracket comes from a sample,
+  // Many repeated magnitudes (both signs) to exercise the tie rule; above 2¹⁴ entries the bracket comes from a sample,
   // and with a quarter of the entries one value, a rank lands in a tie at a bracket's end.
   const cases = [
     f32(Array.from({ length: 5000 }, () => rng.int(-40, 40) / 8)),

@@ -382,30 +382,27 @@ export interface Kernels {
    */
   weightedSum(dtypes: Int32Array, inputs: readonly (Float32Array | U16)[], w: Float32Array, n: number, outDtype: CastDType, out: Float32Array | U16): void;
   /**
-   * Histogram of magnitude bits (the f32 bit pattern with the sign cleared, which orders like |x|): for every i < n
-   * whose magnitude bits b satisfy `b >>> matchShift === match` (matchShift = 31, match = 0: every entry),
+   * Histogram of magnitude bits (the f32 bit pattern with the sign cleared, which orders like |v|) of a vector v of n
+   * entries given as `inputs` read as `dtypes` (as {@link weightedSum} reads them): one input x (v = x) or two, x and a
+   * base (v = x − base subtracted in f32: a task vector read straight from two checkpoints' ranges). For every i < n
+   * whose bits b satisfy `b >>> matchShift === match` (matchShift = 31, match = 0: every entry),
    * `hist[(b >>> shift) & (bins − 1)] += 1` (accumulates). `bins` is a power of two ≤ 65536; shifts are ≤ 31.
-   * The passes of a radix select of the k-th largest |x| (TIES, Breadcrumbs).
+   * The passes of a radix select of the k-th largest |v| (TIES, Breadcrumbs).
    */
-  magnitudeHistogram(x: Float32Array, n: number, hist: Int32Array, bins: number, shift: number, matchShift: number, match: number): void;
+  magnitudeHistogram(dtypes: Int32Array, inputs: readonly (Float32Array | U16)[], n: number, hist: Int32Array, bins: number, shift: number, matchShift: number, match: number): void;
   /**
-   * Task vector: `out[i] = x[i] − base[i]` for i < n, both read as their dtypes (as {@link weightedSum} reads them) and
-   * subtracted in f32.
+   * One pass of a bracketed rank search over the magnitude bits b of a vector (given as {@link magnitudeHistogram}
+   * takes it; lo ≤ hi < 2³¹): adds to `counts` [4] the numbers of entries with b < lo, b = lo, lo < b < hi and b = hi
+   * (> lo), and writes the b of the third kind into `list` from index counts[2] (its value on entry) on, in
+   * unspecified order, as many as fit. Consecutive chunks of a vector accumulate into one list.
    */
-  taskVector(xDtype: CastDType, x: Float32Array | U16, baseDtype: CastDType, base: Float32Array | U16, out: Float32Array, n: number): void;
+  magnitudeBracket(dtypes: Int32Array, inputs: readonly (Float32Array | U16)[], n: number, lo: number, hi: number, list: Int32Array, counts: Float64Array): void;
   /**
-   * One pass of a bracketed rank search over magnitude bits b (lo ≤ hi < 2³¹): adds to `counts` [4] the numbers of
-   * entries with b < lo, b = lo, lo < b < hi and b = hi (> lo), and writes the b of the third kind into `list` from
-   * index counts[2] (its value on entry) on, in unspecified order, as many as fit. Consecutive chunks of a vector
-   * accumulate into one list.
+   * The index i < n of the entry of a vector (given as {@link magnitudeHistogram} takes it) with magnitude bits `bits`
+   * that comes `rank`-th (from 0) among such entries in index order, or −1 − (how many there are) when there are not
+   * more than `rank`: where a tie at a magnitude boundary is cut.
    */
-  magnitudeBracket(x: Float32Array, n: number, lo: number, hi: number, list: Int32Array, counts: Float64Array): void;
-  /**
-   * The index i < n of the entry of x with magnitude bits `bits` that comes `rank`-th (from 0) among such entries in
-   * index order, or −1 − (how many there are) when there are not more than `rank`: where a tie at a magnitude
-   * boundary is cut.
-   */
-  magnitudeRankIndex(x: Float32Array, n: number, bits: number, rank: number): number;
+  magnitudeRankIndex(dtypes: Int32Array, inputs: readonly (Float32Array | U16)[], n: number, bits: number, rank: number): number;
   /**
    * Keeps, in place, a band of magnitude ranks given by its boundary magnitudes and, for entries equal to a boundary,
    * an index cut: with b the magnitude bits of x[i] and `at = offset + i` its index in the whole vector, the entry
@@ -414,28 +411,28 @@ export interface Kernels {
    */
   keepMagnitudeBand(x: Float32Array, n: number, offset: number, low: number, lowCut: number, high: number, highCut: number): void;
   /**
-   * TIES sign election and disjoint mean over k task vectors, row j (model j's) at `deltas[j·stride, j·stride + n)`,
-   * with weights `w` [k], each row first trimmed to a band of magnitudes: `bands` holds [low, lowCut, high, highCut]
-   * per row as {@link keepMagnitudeBand} takes them (with `offset` the index of entry 0 in the whole vector), an entry
-   * outside its row's band counting as 0; an empty `bands` keeps every entry. Per entry, in f32: vⱼ = wⱼδⱼ,
-   * vote = Σⱼ vⱼ (`byCount`: Σⱼ sign vⱼ), the elected sign is + when vote ≥ 0, acc and agree are the sums of the vⱼ of
-   * that sign (zeros never agree) and of their wⱼ, and `out[i] = base[i] + lambda·acc / (normalize && agree ≠ 0 ?
-   * agree : 1)` with base read as `baseDtype`. `out` may be `base`.
+   * TIES trim, sign election and disjoint mean over k rows, written in `outDtype`: `inputs` [k + 1] read as `dtypes`
+   * are the base and the k rows; row j's task vector τⱼ is the row itself, or the row minus the base when `models`
+   * (the rows are fine-tuned models' ranges, subtracted in f32). Each τⱼ is first trimmed to its band of magnitudes:
+   * `bands` holds [low, lowCut, high, highCut] per row as {@link keepMagnitudeBand} takes them (with `offset` the index
+   * of entry 0 in the whole vector), an entry outside its row's band counting as 0; an empty `bands` keeps every entry.
+   * Per entry, in f32: vⱼ = wⱼτⱼ, the elected sign is that of Σⱼ vⱼ (`SignElection.Sum`) or Σⱼ sign vⱼ (`Count`), +
+   * when ≥ 0; acc and agree are the sums of the vⱼ of that sign (zeros never agree) and of their wⱼ — of every vⱼ and
+   * wⱼ with `SignElection.None` — and `out[i] = base[i] + lambda·acc / (normalize && agree ≠ 0 ? agree : 1)`.
    */
   tiesCombine(
-    deltas: Float32Array,
-    k: number,
+    dtypes: Int32Array,
+    inputs: readonly (Float32Array | U16)[],
     n: number,
-    stride: number,
     w: Float32Array,
     bands: Float64Array,
     offset: number,
-    baseDtype: CastDType,
-    base: Float32Array | U16,
-    out: Float32Array,
+    outDtype: CastDType,
+    out: Float32Array | U16,
     lambda: number,
     normalize: boolean,
-    byCount: boolean,
+    election: SignElection,
+    models: boolean,
   ): void;
 }
 
@@ -453,9 +450,16 @@ export function hashUniform(seed: number, i: number): number {
   return (h >>> 8) / 16777216;
 }
 
-/** The element types {@link Kernels.weightedSum} and {@link Kernels.taskVector} read and write. */
+/** The element types the merge kernels ({@link Kernels.weightedSum}, {@link Kernels.tiesCombine}, …) read and write. */
 export enum CastDType {
   F32 = 0,
   BF16 = 1,
   F16 = 2,
+}
+
+/** How {@link Kernels.tiesCombine} elects each entry's sign: no election (every row counts), by the weighted sum, by count. */
+export enum SignElection {
+  None = 0,
+  Sum = 1,
+  Count = 2,
 }

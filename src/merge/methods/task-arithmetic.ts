@@ -5,8 +5,8 @@
  * and added to the base.
  */
 import { backend } from '../../engine/index.js';
-import { CastDType } from '../../engine/backend/kernels.js';
-import { applyBand, type MagnitudeBand } from '../select.js';
+import { CastDType, SignElection, type U16 } from '../../engine/backend/kernels.js';
+import type { MagnitudeBand } from '../select.js';
 import { checkSameLength } from './linear.js';
 
 /** How to elect the sign of each entry (TIES "elect"): by the sign of Σ wᵢτᵢ (`sum`, the paper's) or by majority count. */
@@ -49,63 +49,38 @@ export function combineTaskVectors(
   opts: CombineOptions = {},
   out: Float32Array = new Float32Array(base.length),
 ): Float32Array {
-  const n = checkSameLength('combineTaskVectors', [base, ...deltas]);
-  const k = deltas.length;
+  checkSameLength('combineTaskVectors', [base, ...deltas]);
   const w = opts.weights ?? deltas.map(() => 1);
-  if (w.length !== k) throw new Error(`combineTaskVectors: ${k} task vectors but ${w.length} weights`);
-  const combine = rowCombiner(Float32Array.from(w), opts);
-  // The deltas are packed chunk by chunk into the [k, chunk] layout the kernel reads.
-  const chunk = Math.min(n, COMBINE_CHUNK);
-  const packed = new Float32Array(k * chunk);
-  for (let s = 0; s < n; s += chunk) {
-    const len = Math.min(chunk, n - s);
-    const rows = packed.subarray(0, k * len);
-    deltas.forEach((d, j) => rows.set(d.subarray(s, s + len), j * len));
-    combine({ data: base.subarray(s, s + len), dtype: CastDType.F32 }, rows, len, { data: out.subarray(s, s + len), dtype: CastDType.F32 });
-  }
+  if (w.length !== deltas.length) throw new Error(`combineTaskVectors: ${deltas.length} task vectors but ${w.length} weights`);
+  const f32 = (data: Float32Array): TypedRange => ({ data, dtype: CastDType.F32 });
+  rowCombiner(Float32Array.from(w), opts)([base, ...deltas].map(f32), false, f32(out));
   return out;
 }
 
-const COMBINE_CHUNK = 1 << 18;
-
-/** A range of values in a checkpoint dtype: one of the base as its checkpoint stores it, or of the output. */
+/** A range of values in a checkpoint dtype: one of an input as its checkpoint stores it, or of the output. */
 export interface TypedRange {
-  data: Float32Array | Uint16Array;
+  data: Float32Array | U16;
   dtype: CastDType;
 }
 
+const ELECTION: Record<Consensus, SignElection> = { sum: SignElection.Sum, count: SignElection.Count };
+
 /**
- * {@link combineTaskVectors} on one range: `combine(base, deltas, stride, out, bands, offset)` with the range's task
- * vectors as rows of `deltas`, row j at [j·stride, j·stride + len) for len = out.data.length, each trimmed to its
- * magnitude band in `bands` (none: kept whole; `offset` is the range's index in the whole tensor), written to `out` in
- * its dtype. With a consensus the TIES kernel applies the bands as it reads (into f32, then cast); without one they
- * zero the rows in place and one weighted sum writes the output. `out` may be the base's data.
+ * {@link combineTaskVectors} on one range, by the fused kernel (tiesCombine): `combine(inputs, models, out, bands,
+ * offset)` with `inputs` the base's range and then one per task vector — the task vectors themselves, or, when
+ * `models`, the models' ranges, from which the kernel subtracts the base as it reads — each trimmed to its magnitude
+ * band in `bands` (none: kept whole; `offset` is the range's index in the whole tensor), written to `out` in its
+ * dtype. `out` may be the base's data when it has the output dtype.
  */
 export function rowCombiner(
   w: Float32Array,
   opts: CombineOptions,
-): (base: TypedRange, deltas: Float32Array, stride: number, out: TypedRange, bands?: readonly MagnitudeBand[], offset?: number) => void {
-  const k = w.length, lambda = opts.lambda ?? 1, normalize = opts.normalize ?? false, consensus = opts.consensus ?? null;
-  const total = w.reduce((a, x) => a + x, 0);
-  const scale = lambda / (normalize && Math.abs(total) >= 1e-8 ? total : 1);
-  // out = base + Σ scale·wⱼ·τⱼ: the base first, then the rows, as one weighted sum.
-  const sumWeights = Float32Array.from([1, ...Array.from(w, (x) => scale * x)]);
-  let wide = new Float32Array(0);
-  return (base, deltas, stride, out, bands = [], offset = 0) => {
-    const len = out.data.length;
-    if (consensus !== null) {
-      const packed = Float64Array.from(bands.flatMap((b) => [b.low, b.lowCut, b.high, b.highCut]));
-      if (out.dtype !== CastDType.F32 && wide.length < len) wide = new Float32Array(len);
-      const f32 = out.dtype === CastDType.F32 ? (out.data as Float32Array) : wide.subarray(0, len);
-      backend().tiesCombine(deltas, k, len, stride, w, packed, offset, base.dtype, base.data, f32, lambda, normalize, consensus === 'count');
-      // The cast to the output dtype: a weighted sum of one f32 term of weight 1.
-      if (out.dtype !== CastDType.F32) backend().weightedSum(Int32Array.of(CastDType.F32), [f32], Float32Array.of(1), len, out.dtype, out.data);
-      return;
-    }
-    bands.forEach((b, j) => applyBand(deltas.subarray(j * stride, j * stride + len), b, offset));
-    const rows = Array.from({ length: k }, (_, j) => deltas.subarray(j * stride, j * stride + len));
-    const dtypes = Int32Array.from([base.dtype, ...rows.map(() => CastDType.F32)]);
-    backend().weightedSum(dtypes, [base.data, ...rows], sumWeights, len, out.dtype, out.data);
+): (inputs: readonly TypedRange[], models: boolean, out: TypedRange, bands?: readonly MagnitudeBand[], offset?: number) => void {
+  const election = opts.consensus ? ELECTION[opts.consensus] : SignElection.None;
+  const lambda = opts.lambda ?? 1, normalize = opts.normalize ?? false;
+  return (inputs, models, out, bands = [], offset = 0) => {
+    const packed = Float64Array.from(bands.flatMap((b) => [b.low, b.lowCut, b.high, b.highCut]));
+    backend().tiesCombine(Int32Array.from(inputs, (x) => x.dtype), inputs.map((x) => x.data), out.data.length, w, packed, offset, out.dtype, out.data, lambda, normalize, election, models);
   };
 }
 

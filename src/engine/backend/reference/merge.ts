@@ -1,8 +1,9 @@
 /**
- * Merging: f32 → f16 casts, weighted sums and task vectors reading checkpoint dtypes (sums written in any), magnitude
- * histograms, rank lookups and bands (trimming by magnitude rank), and the fused TIES sign election + disjoint mean.
+ * Merging: f32 → f16 casts, weighted sums reading checkpoint dtypes (written in any), magnitude histograms, brackets
+ * and rank lookups over task vectors read from two checkpoints' ranges, bands (trimming by magnitude rank), and the
+ * fused TIES trim + sign election + disjoint mean.
  */
-import { CastDType, type U16 } from '../kernels.js';
+import { CastDType, SignElection, type U16 } from '../kernels.js';
 import { castBF16ToF32, castF16ToF32, castF32ToBF16 } from './copy.js';
 
 /** IEEE half bits of the f32 bit pattern `f` (sign cleared): round to nearest even, see {@link castF32ToF16}. */
@@ -48,25 +49,34 @@ export function weightedSum(dtypes: Int32Array, inputs: readonly (Float32Array |
     // Math.fround keeps every step in f32, as the native kernel computes.
     for (let i = 0; i < n; i++) acc[i] = j === 0 ? wj * v[i] : acc[i] + Math.fround(wj * v[i]);
   });
-  if (outDtype === CastDType.F32) (out as Float32Array).set(acc);
-  else if (outDtype === CastDType.BF16) castF32ToBF16(acc, out as U16, n);
-  else if (outDtype === CastDType.F16) castF32ToF16(acc, out as U16, n);
-  else throw new Error(`weightedSum: out dtype must be 0 (F32), 1 (BF16) or 2 (F16), got ${outDtype}`);
+  store('weightedSum', acc, outDtype, out, n);
+}
+
+/** Writes the f32 values v[0, n) to `out` as `outDtype`. */
+function store(name: string, v: Float32Array, outDtype: CastDType, out: Float32Array | U16, n: number): void {
+  if (outDtype === CastDType.F32) (out as Float32Array).set(v.subarray(0, n));
+  else if (outDtype === CastDType.BF16) castF32ToBF16(v, out as U16, n);
+  else if (outDtype === CastDType.F16) castF32ToF16(v, out as U16, n);
+  else throw new Error(`${name}: out dtype must be 0 (F32), 1 (BF16) or 2 (F16), got ${outDtype}`);
 }
 
 /** Magnitude bits (the f32 bit pattern with the sign cleared, which orders like |x|) of the first n entries of x. */
 const magnitudes = (x: Float32Array, n: number) => new Uint32Array(x.buffer, x.byteOffset, n);
 
-/** `out[i] = x[i] − base[i]`, each read as its dtype. */
-export function taskVector(xDtype: CastDType, x: Float32Array | U16, baseDtype: CastDType, base: Float32Array | U16, out: Float32Array, n: number): void {
-  const xv = asF32('taskVector', xDtype, x, n), bv = asF32('taskVector', baseDtype, base, n);
-  for (let i = 0; i < n; i++) out[i] = xv[i] - bv[i];
+/** The vector the selection kernels read, in f32: inputs[0], or inputs[0] − inputs[1] subtracted in f32. */
+function vector(name: string, dtypes: Int32Array, inputs: readonly (Float32Array | U16)[], n: number): Float32Array {
+  if (inputs.length !== 1 && inputs.length !== 2) throw new Error(`${name}: a vector is one input (x) or two (x, base), got ${inputs.length}`);
+  const x = asF32(name, dtypes[0], inputs[0], n);
+  if (inputs.length === 1) return x;
+  const base = asF32(name, dtypes[1], inputs[1], n), v = new Float32Array(n);
+  for (let i = 0; i < n; i++) v[i] = x[i] - base[i];
+  return v;
 }
 
 /** Counts magnitude bits b < lo, = lo, in (lo, hi) and = hi > lo into `counts`, appending the third kind to `list` from counts[2] while it fits. */
-export function magnitudeBracket(x: Float32Array, n: number, lo: number, hi: number, list: Int32Array, counts: Float64Array): void {
+export function magnitudeBracket(dtypes: Int32Array, inputs: readonly (Float32Array | U16)[], n: number, lo: number, hi: number, list: Int32Array, counts: Float64Array): void {
   if (!(lo <= hi && hi < 2 ** 31)) throw new Error(`magnitudeBracket: need lo ≤ hi < 2³¹, got ${lo}, ${hi}`);
-  const u = magnitudes(x, n);
+  const u = magnitudes(vector('magnitudeBracket', dtypes, inputs, n), n);
   for (let i = 0; i < n; i++) {
     const b = u[i] & 0x7fffffff;
     if (b < lo) counts[0]++;
@@ -79,12 +89,21 @@ export function magnitudeBracket(x: Float32Array, n: number, lo: number, hi: num
 }
 
 /**
- * For i < n whose magnitude bits b (x's bits, sign cleared) satisfy `b >>> matchShift === match`:
+ * For i < n whose magnitude bits b (the vector's bits, sign cleared) satisfy `b >>> matchShift === match`:
  * `hist[(b >>> shift) & (bins − 1)] += 1`.
  */
-export function magnitudeHistogram(x: Float32Array, n: number, hist: Int32Array, bins: number, shift: number, matchShift: number, match: number): void {
+export function magnitudeHistogram(
+  dtypes: Int32Array,
+  inputs: readonly (Float32Array | U16)[],
+  n: number,
+  hist: Int32Array,
+  bins: number,
+  shift: number,
+  matchShift: number,
+  match: number,
+): void {
   if (!(bins > 0 && bins <= 65536 && (bins & (bins - 1)) === 0)) throw new Error(`magnitudeHistogram: bins must be a power of two ≤ 65536, got ${bins}`);
-  const u = magnitudes(x, n);
+  const u = magnitudes(vector('magnitudeHistogram', dtypes, inputs, n), n);
   const mask = bins - 1;
   // Shifts by 31 of a 31-bit magnitude are 0; `>>>` takes its count mod 32, so it is written out.
   for (let i = 0; i < n; i++) {
@@ -94,8 +113,8 @@ export function magnitudeHistogram(x: Float32Array, n: number, hist: Int32Array,
 }
 
 /** The index of the `rank`-th (from 0) entry with magnitude bits `bits`, or −1 − their count when there are no more. */
-export function magnitudeRankIndex(x: Float32Array, n: number, bits: number, rank: number): number {
-  const u = magnitudes(x, n);
+export function magnitudeRankIndex(dtypes: Int32Array, inputs: readonly (Float32Array | U16)[], n: number, bits: number, rank: number): number {
+  const u = magnitudes(vector('magnitudeRankIndex', dtypes, inputs, n), n);
   let seen = 0;
   for (let i = 0; i < n; i++) if ((u[i] & 0x7fffffff) === bits && seen++ === rank) return i;
   return -1 - seen;
@@ -121,44 +140,53 @@ function inBand(b: number, at: number, low: number, lowCut: number, high: number
 }
 
 /**
- * TIES over k task vectors, row j at `deltas[j·stride, j·stride + n)`, each trimmed to its band of `bands` (4 numbers
- * per row, or empty: keep all), in f32: vⱼ = wⱼδⱼ, vote = Σ vⱼ (or Σ sign vⱼ when `byCount`), sign + when vote ≥ 0;
- * `out[i] = base[i] + lambda·acc / (normalize && agree ≠ 0 ? agree : 1)` with acc, agree the sums of the vⱼ and wⱼ
- * that have the elected sign.
+ * TIES over k rows of `inputs` [base, row 1, …, row k], τⱼ = the row (or the row − base when `models`), each trimmed
+ * to its band of `bands` (4 numbers per row, or empty: keep all), in f32: vⱼ = wⱼτⱼ, vote = Σ vⱼ (or Σ sign vⱼ), sign
+ * + when vote ≥ 0; `out[i] = base[i] + lambda·acc / (normalize && agree ≠ 0 ? agree : 1)` with acc, agree the sums of
+ * the vⱼ and wⱼ that have the elected sign (all of them without an election), cast to `outDtype`.
  */
 export function tiesCombine(
-  deltas: Float32Array,
-  k: number,
+  dtypes: Int32Array,
+  inputs: readonly (Float32Array | U16)[],
   n: number,
-  stride: number,
   w: Float32Array,
   bands: Float64Array,
   offset: number,
-  baseDtype: CastDType,
-  base: Float32Array | U16,
-  out: Float32Array,
+  outDtype: CastDType,
+  out: Float32Array | U16,
   lambda: number,
   normalize: boolean,
-  byCount: boolean,
+  election: SignElection,
+  models: boolean,
 ): void {
+  const k = inputs.length - 1;
+  if (k < 0) throw new Error('tiesCombine: no base');
   if (bands.length !== 0 && bands.length < 4 * k) throw new Error(`tiesCombine: bands holds ${bands.length} numbers, expected 4·k = ${4 * k} (or none)`);
-  const f = Math.fround, bits = magnitudes(deltas, deltas.length), b = asF32('tiesCombine', baseDtype, base, n), l = f(lambda);
-  const v = new Float32Array(k);
+  if (![SignElection.None, SignElection.Sum, SignElection.Count].includes(election)) throw new Error(`tiesCombine: election must be 0 (none), 1 (sum) or 2 (count), got ${election}`);
+  const f = Math.fround, b = asF32('tiesCombine', dtypes[0], inputs[0], n), l = f(lambda);
+  const rows = inputs.slice(1).map((x, j) => {
+    const r = Float32Array.from(asF32('tiesCombine', dtypes[j + 1], x, n).subarray(0, n));
+    if (models) for (let i = 0; i < n; i++) r[i] -= b[i];
+    return r;
+  });
+  const bits = rows.map((r) => magnitudes(r, n));
+  const sum = new Float32Array(n), v = new Float32Array(k);
   for (let i = 0; i < n; i++) {
     let vote = 0;
     for (let j = 0; j < k; j++) {
-      const at = j * stride + i, b4 = 4 * j;
-      const kept = bands.length === 0 || inBand(bits[at] & 0x7fffffff, offset + i, bands[b4], bands[b4 + 1], bands[b4 + 2], bands[b4 + 3]);
-      v[j] = kept ? w[j] * deltas[at] : 0;
-      vote = f(vote + (byCount ? Math.sign(v[j]) : v[j]));
+      const b4 = 4 * j;
+      const kept = bands.length === 0 || inBand(bits[j][i] & 0x7fffffff, offset + i, bands[b4], bands[b4 + 1], bands[b4 + 2], bands[b4 + 3]);
+      v[j] = kept ? w[j] * rows[j][i] : 0;
+      vote = f(vote + (election === SignElection.Count ? Math.sign(v[j]) : v[j]));
     }
     let acc = 0, agree = 0;
     for (let j = 0; j < k; j++) {
-      if (vote >= 0 ? v[j] > 0 : v[j] < 0) {
+      if (election === SignElection.None || (vote >= 0 ? v[j] > 0 : v[j] < 0)) {
         acc = f(acc + v[j]);
         agree = f(agree + w[j]);
       }
     }
-    out[i] = b[i] + f(f(l * acc) / (normalize && agree !== 0 ? agree : 1));
+    sum[i] = b[i] + f(f(l * acc) / (normalize && agree !== 0 ? agree : 1));
   }
+  store('tiesCombine', sum, outDtype, out, n);
 }
