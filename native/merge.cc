@@ -277,14 +277,15 @@ PEFTJS_EXPORT(magnitudeBracket) {
       const int32_t m = static_cast<int32_t>(std::min<int64_t>(kTile, n - i0));
       x.tile(i0, m, v);
       const uint32_t* u = bitsOf(v);
-      int64_t cb = 0, ce = 0, ci = 0, ct = 0;
+      // 32-bit counts within a tile vectorise 8 lanes wide (64-bit ones 4).
+      int32_t cb = 0, ce = 0, ci = 0, ct = 0;
 #pragma omp simd reduction(+ : cb, ce, ci, ct)
       for (int32_t i = 0; i < m; i++) {
         const uint32_t b = u[i] & 0x7FFFFFFFu;
         cb += b < lo;
         ce += b == lo;
-        ci += b > lo && b < hi;
-        ct += b == hi && hi != lo;
+        ci += (b > lo) & (b < hi);
+        ct += (b == hi) & (hi != lo);
       }
       below += cb;
       equal += ce;
@@ -317,6 +318,8 @@ PEFTJS_EXPORT(magnitudeRankIndex) {
   const int64_t n = sizeArg(a, 2, "n");
   const Vector x = vectorArg(a, 0, 1, n);
   const int64_t bits = static_cast<int64_t>(a.num(3)), rank = sizeArg(a, 4, "rank");
+  if (bits < 0 || bits > 0x7FFFFFFF) return Napi::Number::New(info.Env(), -1);  // no magnitude has these bits
+  const uint32_t want = static_cast<uint32_t>(bits);
   constexpr int32_t kTile = 4096;
   float v[kTile];
   const uint32_t* u = bitsOf(v);
@@ -324,15 +327,15 @@ PEFTJS_EXPORT(magnitudeRankIndex) {
   for (int64_t i0 = 0; i0 < n; i0 += kTile) {
     const int32_t m = static_cast<int32_t>(std::min<int64_t>(kTile, n - i0));
     x.tile(i0, m, v);
-    int64_t c = 0;
+    int32_t c = 0;
 #pragma omp simd reduction(+ : c)
-    for (int32_t i = 0; i < m; i++) c += (u[i] & 0x7FFFFFFFu) == bits;
+    for (int32_t i = 0; i < m; i++) c += (u[i] & 0x7FFFFFFFu) == want;
     if (seen + c <= rank) {
       seen += c;
       continue;
     }
     for (int32_t i = 0;; i++)
-      if ((u[i] & 0x7FFFFFFFu) == bits && seen++ == rank) return Napi::Number::New(info.Env(), static_cast<double>(i0 + i));
+      if ((u[i] & 0x7FFFFFFFu) == want && seen++ == rank) return Napi::Number::New(info.Env(), static_cast<double>(i0 + i));
   }
   return Napi::Number::New(info.Env(), static_cast<double>(-1 - seen));
 }
