@@ -3,6 +3,7 @@
 // two checkpoints' ranges, bands, and the fused TIES trim + sign election + disjoint mean over k task vectors.
 #include <omp.h>
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <vector>
 #include "fused.h"
@@ -223,7 +224,9 @@ void tiesTiles(const std::vector<Typed>& in, bool models, int64_t n, const float
       }
 #pragma omp simd
       for (int32_t i = 0; i < m; i++) {
-        const float div = normalize && agree[i] != 0 ? agree[i] : 1.f;
+        // As mergekit: the agreeing weights' sum when it is not 0 — without an election, when |Σ wⱼ| ≥ 1e-8.
+        const bool divide = kElection == kNone ? std::fabs(agree[i]) >= 1e-8f : agree[i] != 0;
+        const float div = normalize && divide ? agree[i] : 1.f;
         acc[i] = base[i] + lambda * acc[i] / div;
       }
       storeAs(outDtype, static_cast<uint8_t*>(out) + i0 * outSize, acc, m);

@@ -283,6 +283,9 @@ test('tiesCombine: native matches reference (no election, sum and count votes; f
     assert.deepEqual([...out], [8, 9], `${kern.name} by count`);
     worked(SignElection.None);
     assert.deepEqual([...out], [Math.fround(10 + Math.fround(-1 / 3)), Math.fround(10 + Math.fround(2 / 3))], `${kern.name} no election`);
+    // Weights summing to less than 1e-8 in magnitude are not divided by (mergekit's rule without an election).
+    kern.tiesCombine(Int32Array.of(0, 0, 0), [new Float32Array([10]), new Float32Array([1e8]), new Float32Array([1e8])], 1, new Float32Array([3e-9, 2e-9]), none, 0, CastDType.F32, out, 1, true, SignElection.None, false);
+    assert.ok(Math.abs(out[0] - 10.5) < 1e-5, `${kern.name}: |Σw| < 1e-8 → no division, got ${out[0]}`);
   }
   assert.throws(() => native.tiesCombine(Int32Array.of(0, 0), [new Float32Array(2), new Float32Array(2)], 2, new Float32Array(1), new Float64Array(0), 0, CastDType.F32, new Float32Array(2), 1, false, 3 as SignElection, false), /election must be/);
 });

@@ -418,7 +418,8 @@ export interface Kernels {
    * of entry 0 in the whole vector), an entry outside its row's band counting as 0; an empty `bands` keeps every entry.
    * Per entry, in f32: vⱼ = wⱼτⱼ, the elected sign is that of Σⱼ vⱼ (`SignElection.Sum`) or Σⱼ sign vⱼ (`Count`), +
    * when ≥ 0; acc and agree are the sums of the vⱼ of that sign (zeros never agree) and of their wⱼ — of every vⱼ and
-   * wⱼ with `SignElection.None` — and `out[i] = base[i] + lambda·acc / (normalize && agree ≠ 0 ? agree : 1)`.
+   * wⱼ with `SignElection.None` — and `out[i] = base[i] + lambda·acc / (normalize && agree ≠ 0 ? agree : 1)`, where
+   * without an election dividing needs |agree| ≥ 1e-8 (as mergekit).
    */
   tiesCombine(
     dtypes: Int32Array,

@@ -143,7 +143,8 @@ function inBand(b: number, at: number, low: number, lowCut: number, high: number
  * TIES over k rows of `inputs` [base, row 1, …, row k], τⱼ = the row (or the row − base when `models`), each trimmed
  * to its band of `bands` (4 numbers per row, or empty: keep all), in f32: vⱼ = wⱼτⱼ, vote = Σ vⱼ (or Σ sign vⱼ), sign
  * + when vote ≥ 0; `out[i] = base[i] + lambda·acc / (normalize && agree ≠ 0 ? agree : 1)` with acc, agree the sums of
- * the vⱼ and wⱼ that have the elected sign (all of them without an election), cast to `outDtype`.
+ * the vⱼ and wⱼ that have the elected sign (all of them without an election, and then |agree| ≥ 1e-8 to divide),
+ * cast to `outDtype`.
  */
 export function tiesCombine(
   dtypes: Int32Array,
@@ -186,7 +187,8 @@ export function tiesCombine(
         agree = f(agree + w[j]);
       }
     }
-    sum[i] = b[i] + f(f(l * acc) / (normalize && agree !== 0 ? agree : 1));
+    const divide = election === SignElection.None ? Math.abs(agree) >= Math.fround(1e-8) : agree !== 0;
+    sum[i] = b[i] + f(f(l * acc) / (normalize && divide ? agree : 1));
   }
   store('tiesCombine', sum, outDtype, out, n);
 }
