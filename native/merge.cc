@@ -167,6 +167,20 @@ void storeAs(int64_t dtype, void* out, const float* v, int32_t m) {
   }
 }
 
+// An output argument: its data and the size of its elements in its dtype.
+struct Output {
+  void* data;
+  size_t size;
+};
+
+// Argument `arg` as an output of n entries of `dtype` (checked): a Float32Array for F32, a Uint16Array otherwise.
+Output outputArg(const Args& a, size_t arg, int64_t dtype, int64_t n) {
+  checkDType(a, "out", dtype);
+  void* data = dtype == kF32 ? static_cast<void*>(a.f32(arg)) : a.u16(arg);
+  need(a, arg, "out", n);
+  return {data, dtype == kF32 ? sizeof(float) : sizeof(uint16_t)};
+}
+
 // How TIES elects each entry's sign (SignElection in kernels.ts): none (every row agrees), by Σ vⱼ, or by Σ sign vⱼ.
 enum Election { kNone = 0, kSum = 1, kCount = 2 };
 
@@ -175,10 +189,9 @@ enum Election { kNone = 0, kSum = 1, kCount = 2 };
 // over contiguous entries, branch-free, and vectorises; the tile is written in the output dtype.
 template <int kElection>
 void tiesTiles(const std::vector<Typed>& in, bool models, int64_t n, const float* w, const RowBand* bands, int64_t offset, int64_t outDtype,
-               void* out, float lambda, bool normalize) {
+               Output out, float lambda, bool normalize) {
   constexpr int32_t kTile = 512;
   const int64_t k = static_cast<int64_t>(in.size()) - 1, tiles = (n + kTile - 1) / kTile;
-  const size_t outSize = outDtype == kF32 ? 4 : 2;
 #pragma omp parallel if (n >= kParallelMin)
   {
     std::vector<float> masked(static_cast<size_t>(k) * kTile);
@@ -229,7 +242,7 @@ void tiesTiles(const std::vector<Typed>& in, bool models, int64_t n, const float
         const float div = normalize && divide ? agree[i] : 1.f;
         acc[i] = base[i] + lambda * acc[i] / div;
       }
-      storeAs(outDtype, static_cast<uint8_t*>(out) + i0 * outSize, acc, m);
+      storeAs(outDtype, static_cast<uint8_t*>(out.data) + i0 * out.size, acc, m);
     }
   }
 }
@@ -388,9 +401,7 @@ PEFTJS_EXPORT(tiesCombine) {
   need(a, 3, "w", k);
   const bool banded = a.length(4) > 0;
   if (banded) need(a, 4, "bands", 4 * k);
-  checkDType(a, "out", outDtype);
-  void* out = outDtype == kF32 ? static_cast<void*>(a.f32(7)) : a.u16(7);
-  need(a, 7, "out", n);
+  const Output out = outputArg(a, 7, outDtype, n);
   std::vector<RowBand> bands(static_cast<size_t>(k));
   const double all[4] = {-1, 0, 2147483648.0, 0};
   for (int64_t j = 0; j < k; j++) bands[j] = rowBand(banded ? bandArgs + 4 * j : all);
@@ -414,10 +425,7 @@ PEFTJS_EXPORT(weightedSum) {
   const float* w = a.f32(2);
   if (k == 0) a.fail("no inputs");
   need(a, 2, "w", k);
-  checkDType(a, "out", outDtype);
-  void* out = outDtype == kF32 ? static_cast<void*>(a.f32(5)) : a.u16(5);
-  need(a, 5, "out", n);
-  const size_t outSize = outDtype == kF32 ? 4 : 2;
+  const Output out = outputArg(a, 5, outDtype, n);
   constexpr int32_t kTile = 1024;
   const int64_t tiles = (n + kTile - 1) / kTile;
 #pragma omp parallel for schedule(static) if (n >= kParallelMin)
@@ -438,7 +446,7 @@ PEFTJS_EXPORT(weightedSum) {
         }
       });
     }
-    storeAs(outDtype, static_cast<uint8_t*>(out) + i0 * outSize, acc, m);
+    storeAs(outDtype, static_cast<uint8_t*>(out.data) + i0 * out.size, acc, m);
   }
   return info.Env().Undefined();
 }

@@ -259,7 +259,8 @@ export function magnitudeBands(source: VectorSource, n: number, ranges: readonly
   });
   // Each cut's pass starts at the chunk holding it (where the bracket pass counted it) and ends there.
   for (const { v, at: { bits, start }, rank, set } of cuts) {
-    let [from, left] = start?.(rank) ?? [0, rank];
+    const [from, first] = start?.(rank) ?? [0, rank];
+    let left = first;
     source.scan((chunks, offset, length) => {
       const i = backend().magnitudeRankIndex(chunks[v].dtypes, chunks[v].inputs, length, bits, left);
       if (i >= 0) set(offset + i);

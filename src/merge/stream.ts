@@ -166,7 +166,7 @@ export function mergeCheckpoints(opts: StreamMergeOptions): MergeReport {
     });
     const numLayers = countLayers(statDir(paths[0]), names);
     // Mapped windows: together at most twice the largest tensor in f32 (what a merge computing in f32 would hold), so
-    // that the passes of a TIES merge over a tensor map its pages once; at least 16 ranges each.
+    // that the passes of a TIES merge over a tensor map its pages once; each at least 16 ranges' worth of f32 bytes.
     const largestBytes = Math.max(0, ...names.map((n) => (ref.info(n).byteLength / dtypeSize(ref.info(n).dtype)) * 4));
     const windowBytes = Math.max(16 * chunkElements * 4, Math.floor((2 * largestBytes) / paths.length));
     const ranges = (reader = new RangeReader(paths.length, chunkElements, opts.mapInputs ?? true, windowBytes));
