@@ -6,6 +6,9 @@
 #include <cmath>
 #include <cstring>
 #include <vector>
+#if defined(__AVX2__)
+#include <immintrin.h>
+#endif
 #include "fused.h"
 #include "loops.h"
 #include "registry.h"
@@ -73,15 +76,16 @@ void load(const Typed& x, int64_t i0, int32_t m, float* dst) {
 struct Vector {
   Typed x, base;
   bool difference;
-  // dst[0, m) = entries [i0, i0 + m) of the vector.
+  // dst[0, m) = entries [i0, i0 + m) of the vector, in one pass.
   void tile(int64_t i0, int32_t m, float* dst) const {
-    load(x, i0, m, dst);
-    if (difference)
-      withConverter(base.dtype, base.data, [&](auto p, auto cvt) {
-        p += i0;
+    if (!difference) return load(x, i0, m, dst);
+    withConverter(x.dtype, x.data, [&](auto p, auto cvt) {
+      withConverter(base.dtype, base.data, [&](auto q, auto cvtBase) {
+        p += i0, q += i0;
 #pragma omp simd
-        for (int32_t i = 0; i < m; i++) dst[i] -= cvt(p[i]);
+        for (int32_t i = 0; i < m; i++) dst[i] = cvt(p[i]) - cvtBase(q[i]);
       });
+    });
   }
 };
 
@@ -125,6 +129,52 @@ void histogram(const Vector& x, int64_t n, int32_t* hist, int64_t bins, int64_t 
     for (int64_t j = 0; j < bins; j++) hist[j] += local[static_cast<size_t>(t) * bins + j];
 }
 
+#if !defined(__AVX512F__) && defined(__AVX2__)
+// For each 8-bit mask, the indices of its set bits in order, then zeros.
+struct CompressTable {
+  uint8_t lanes[256][8];
+  constexpr CompressTable() : lanes{} {
+    for (int mask = 0; mask < 256; mask++)
+      for (int bit = 0, at = 0; bit < 8; bit++)
+        if (mask >> bit & 1) lanes[mask][at++] = static_cast<uint8_t>(bit);
+  }
+};
+constexpr CompressTable kCompress;
+#endif
+
+// Writes the magnitude bits b of u[0, m) with lo < b < hi to dst (room for m) in order; returns how many. Branch-free:
+// a branch per entry mispredicts at every inside entry and cost 3× the vectorised count it follows.
+inline int32_t collectInside(const uint32_t* u, int32_t m, uint32_t lo, uint32_t hi, int32_t* dst) {
+  int32_t got = 0, i = 0;
+#if defined(__AVX512F__)
+  const __m512i abs = _mm512_set1_epi32(0x7FFFFFFF), l = _mm512_set1_epi32(static_cast<int32_t>(lo)), h = _mm512_set1_epi32(static_cast<int32_t>(hi));
+  for (; i + 16 <= m; i += 16) {
+    const __m512i b = _mm512_and_si512(_mm512_loadu_si512(u + i), abs);
+    const __mmask16 inside = _mm512_cmpgt_epu32_mask(b, l) & _mm512_cmplt_epu32_mask(b, h);
+    _mm512_mask_compressstoreu_epi32(dst + got, inside, b);
+    got += __builtin_popcount(inside);
+  }
+#elif defined(__AVX2__)
+  // AVX2 has no compressing store: a permutation per 8-lane mask (kCompress) moves the inside lanes to the front.
+  const __m256i abs = _mm256_set1_epi32(0x7FFFFFFF), l = _mm256_set1_epi32(static_cast<int32_t>(lo)), h = _mm256_set1_epi32(static_cast<int32_t>(hi));
+  for (; i + 8 <= m; i += 8) {
+    const __m256i b = _mm256_and_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(u + i)), abs);
+    // Magnitude bits are < 2³¹, so the signed compares order them as unsigned ones would.
+    const __m256i inside = _mm256_and_si256(_mm256_cmpgt_epi32(b, l), _mm256_cmpgt_epi32(h, b));
+    const int mask = _mm256_movemask_ps(_mm256_castsi256_ps(inside));
+    const __m256i order = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(kCompress.lanes[mask])));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + got), _mm256_permutevar8x32_epi32(b, order));
+    got += __builtin_popcount(mask);
+  }
+#endif
+  for (; i < m; i++) {
+    const uint32_t b = u[i] & 0x7FFFFFFFu;
+    dst[got] = static_cast<int32_t>(b);
+    got += (b > lo) & (b < hi);
+  }
+  return got;
+}
+
 void checkBins(const Args& a, int64_t bins, int64_t shift) {
   if (bins == 0 || bins > (1 << 16) || (bins & (bins - 1)) != 0) a.fail("bins must be a power of two ≤ 65536, got " + std::to_string(bins));
   if (shift > 31) a.fail("shift must be ≤ 31, got " + std::to_string(shift));
@@ -151,18 +201,23 @@ RowBand rowBand(const double* b) {
   return r;
 }
 
-// Writes the f32 values v[0, m) to out[0, m) as `dtype`.
-void storeAs(int64_t dtype, void* out, const float* v, int32_t m) {
+// out[i] = value(i) for i < m, written as `dtype`: one vectorised pass that computes and stores.
+template <typename F>
+void storeWith(int64_t dtype, void* out, int32_t m, F value) {
+  float* f = static_cast<float*>(out);
   uint16_t* o = static_cast<uint16_t*>(out);
   switch (dtype) {
-    case kF32: std::memcpy(out, v, sizeof(float) * m); return;
+    case kF32:
+#pragma omp simd
+      for (int32_t i = 0; i < m; i++) f[i] = value(i);
+      return;
     case kBF16:
 #pragma omp simd
-      for (int32_t i = 0; i < m; i++) o[i] = f32ToBF16(v[i]);
+      for (int32_t i = 0; i < m; i++) o[i] = f32ToBF16(value(i));
       return;
     case kF16:
 #pragma omp simd
-      for (int32_t i = 0; i < m; i++) o[i] = f32ToF16(v[i]);
+      for (int32_t i = 0; i < m; i++) o[i] = f32ToF16(value(i));
       return;
   }
 }
@@ -184,13 +239,18 @@ Output outputArg(const Args& a, size_t arg, int64_t dtype, int64_t n) {
 // How TIES elects each entry's sign (SignElection in kernels.ts): none (every row agrees), by Σ vⱼ, or by Σ sign vⱼ.
 enum Election { kNone = 0, kSum = 1, kCount = 2 };
 
-// Tiles of entries: per tile, the base in f32, then each row's τⱼ (the row, or the row minus the base), trimmed to
-// its band and weighted, and the vote; then the agreeing sums, row by row over the k rows, so every inner loop runs
-// over contiguous entries, branch-free, and vectorises; the tile is written in the output dtype.
+// A zero tile: τⱼ = row − zeros when the rows are task vectors already (x − 0 = x for every float, −0 and NaN too).
+constexpr int32_t kTiesTile = 512;
+const float kZeros[kTiesTile] = {};
+
+// Tiles of entries, in 2k + 3 passes over tiles that stay in L1, each a contiguous, branch-free loop that vectorises:
+// the base in f32; zeroed sums; per row, τⱼ (the row, or the row minus the base) trimmed to its band and weighted,
+// and the vote; per row, the agreeing sums; and the disjoint mean written straight in the output dtype. (Each pass
+// costs about as much as the arithmetic it holds, so the passes are few.)
 template <int kElection>
 void tiesTiles(const std::vector<Typed>& in, bool models, int64_t n, const float* w, const RowBand* bands, int64_t offset, int64_t outDtype,
                Output out, float lambda, bool normalize) {
-  constexpr int32_t kTile = 512;
+  constexpr int32_t kTile = kTiesTile;
   const int64_t k = static_cast<int64_t>(in.size()) - 1, tiles = (n + kTile - 1) / kTile;
 #pragma omp parallel if (n >= kParallelMin)
   {
@@ -199,30 +259,37 @@ void tiesTiles(const std::vector<Typed>& in, bool models, int64_t n, const float
     for (int64_t t = 0; t < tiles; t++) {
       const int64_t i0 = t * kTile;
       const int32_t m = static_cast<int32_t>(std::min<int64_t>(kTile, n - i0));
-      float base[kTile], vote[kTile], acc[kTile], agree[kTile];
+      float base[kTile];
       load(in[0], i0, m, base);
-      for (int32_t i = 0; i < m; i++) vote[i] = acc[i] = agree[i] = 0;
+      const float* subtract = models ? base : kZeros;
+      float vote[kTile];
+#pragma omp simd
+      for (int32_t i = 0; i < m; i++) vote[i] = 0;
       for (int64_t j = 0; j < k; j++) {
         float* vj = masked.data() + j * kTile;
-        load(in[j + 1], i0, m, vj);
-        if (models)
-#pragma omp simd
-          for (int32_t i = 0; i < m; i++) vj[i] -= base[i];
-        const int32_t* bj = reinterpret_cast<const int32_t*>(vj);
         const float wj = w[j];
         const RowBand& r = bands[j];
         const int32_t low = r.low, high = r.high;
         const int32_t lowFrom = static_cast<int32_t>(std::clamp<int64_t>(r.lowCut - offset - i0, 0, m));
         const int32_t highTo = static_cast<int32_t>(std::clamp<int64_t>(r.highCut - offset - i0, 0, m));
+        withConverter(in[j + 1].dtype, in[j + 1].data, [&](auto p, auto cvt) {
+          p += i0;
 #pragma omp simd
-        for (int32_t i = 0; i < m; i++) {
-          const int32_t b = bj[i] & 0x7FFFFFFF;
-          const bool keep = ((b > low) | ((b == low) & (i >= lowFrom))) & ((b < high) | ((b == high) & (i < highTo)));
-          const float v = keep ? wj * vj[i] : 0.f;
-          vj[i] = v;
-          vote[i] += kElection == kCount ? static_cast<float>(v > 0) - static_cast<float>(v < 0) : v;
-        }
+          for (int32_t i = 0; i < m; i++) {
+            const float x = cvt(p[i]) - subtract[i];
+            int32_t b;
+            std::memcpy(&b, &x, 4);
+            b &= 0x7FFFFFFF;
+            const bool keep = ((b > low) | ((b == low) & (i >= lowFrom))) & ((b < high) | ((b == high) & (i < highTo)));
+            const float v = keep ? wj * x : 0.f;
+            vj[i] = v;
+            vote[i] += kElection == kCount ? static_cast<float>(v > 0) - static_cast<float>(v < 0) : v;
+          }
+        });
       }
+      float acc[kTile], agree[kTile];
+#pragma omp simd
+      for (int32_t i = 0; i < m; i++) acc[i] = agree[i] = 0;
       for (int64_t j = 0; j < k; j++) {
         const float* vj = masked.data() + j * kTile;
         const float wj = w[j];
@@ -235,14 +302,12 @@ void tiesTiles(const std::vector<Typed>& in, bool models, int64_t n, const float
           agree[i] += agrees ? wj : 0.f;
         }
       }
-#pragma omp simd
-      for (int32_t i = 0; i < m; i++) {
+      storeWith(outDtype, static_cast<uint8_t*>(out.data) + i0 * out.size, m, [&](int32_t i) {
         // As mergekit: the agreeing weights' sum when it is not 0 — without an election, when |Σ wⱼ| ≥ 1e-8.
         const bool divide = kElection == kNone ? std::fabs(agree[i]) >= 1e-8f : agree[i] != 0;
         const float div = normalize && divide ? agree[i] : 1.f;
-        acc[i] = base[i] + lambda * acc[i] / div;
-      }
-      storeAs(outDtype, static_cast<uint8_t*>(out.data) + i0 * out.size, acc, m);
+        return base[i] + lambda * acc[i] / div;
+      });
     }
   }
 }
@@ -267,8 +332,9 @@ PEFTJS_EXPORT(magnitudeHistogram) {
   return info.Env().Undefined();
 }
 
-// Tiles of entries: a vectorised count of the four classes, then, only in the rare tile holding entries inside the
-// bracket, a scalar pass that collects them (per thread, appended to the list after the loop).
+// Tiles of entries: a vectorised count of the four classes, then, in a tile holding entries inside the bracket, a
+// pass that collects them (per thread, appended to the list after the loop). A bracket holds a few percent of the
+// entries, so most tiles of 256 hold some.
 PEFTJS_EXPORT(magnitudeBracket) {
   Args a(info, "magnitudeBracket");
   const int64_t n = sizeArg(a, 2, "n");
@@ -307,11 +373,11 @@ PEFTJS_EXPORT(magnitudeBracket) {
       equal += ce;
       inner += ci;
       top += ct;
-      if (ci > 0)
-        for (int32_t i = 0; i < m; i++) {
-          const uint32_t b = u[i] & 0x7FFFFFFFu;
-          if (b > lo && b < hi) found.push_back(static_cast<int32_t>(b));
-        }
+      if (ci > 0) {
+        const size_t at = found.size();
+        found.resize(at + m);
+        found.resize(at + collectInside(u, m, lo, hi, found.data() + at));
+      }
     }
 #pragma omp critical
     {
@@ -446,7 +512,7 @@ PEFTJS_EXPORT(weightedSum) {
         }
       });
     }
-    storeAs(outDtype, static_cast<uint8_t*>(out.data) + i0 * out.size, acc, m);
+    storeWith(outDtype, static_cast<uint8_t*>(out.data) + i0 * out.size, m, [&](int32_t i) { return acc[i]; });
   }
   return info.Env().Undefined();
 }
