@@ -87,10 +87,7 @@ export interface StreamMergeOptions {
   merge: TensorMerger;
   /** The range-by-range form of `merge`, used for the tensors where it does not return null. */
   chunked?: ChunkedMerger;
-  /**
-   * Elements per range of a chunked merge (default 2²¹: a quarter of the kernel calls of 2¹⁹, each of which wakes
-   * the other core — warm TIES 1.95–2.10 s against 1.97–2.51 s in alternating runs; cold and linear no different).
-   */
+  /** Elements per range of a chunked merge (default 2¹⁹). */
   chunkElements?: number;
   /** Read ahead in a worker thread (default: when the inputs total 256 MB or more). */
   prefetch?: boolean;
@@ -151,7 +148,7 @@ export function mergeCheckpoints(opts: StreamMergeOptions): MergeReport {
   const paths = opts.inputs;
   if (paths.length === 0) throw new Error('merge: no checkpoints to merge');
   const sources: TensorSource[] = [];
-  const chunkElements = opts.chunkElements ?? 1 << 21;
+  const chunkElements = opts.chunkElements ?? 1 << 19;
   if (!Number.isSafeInteger(chunkElements) || chunkElements <= 0) throw new Error(`merge: chunkElements must be a positive integer, got ${chunkElements}`);
   let reader: RangeReader | null = null;
   let prefetch: Prefetcher | null = null;
