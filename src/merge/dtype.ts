@@ -1,6 +1,16 @@
 /** Conversions between checkpoint dtypes and the f32 every merge computes in. */
 import { backend } from '../engine/index.js';
+import type { CastDType, U16 } from '../engine/backend/kernels.js';
 import type { SafeArray, SafeDType } from '../io/safetensors.js';
+
+/**
+ * A range of values in the dtype the merge kernels read or write it in: an input's range as its checkpoint stores it
+ * (F64 inputs arrive as F32), or the output's range in the dtype it is written in (F64 outputs get an F32 one).
+ */
+export interface TypedRange {
+  data: Float32Array | U16;
+  dtype: CastDType;
+}
 
 /** The floating dtypes a merge reads and writes; other dtypes (integer buffers) are copied from the base. */
 export type FloatDType = 'F32' | 'F16' | 'BF16' | 'F64';

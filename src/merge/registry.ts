@@ -13,7 +13,8 @@ import { slerp } from './methods/slerp.js';
 import { combineTaskVectors, rowCombiner, subtractInPlace, type Consensus } from './methods/task-arithmetic.js';
 import { trimRanks } from './methods/ties.js';
 import { keepMagnitudeRanks, magnitudeBands, type VectorChunk } from './select.js';
-import type { ChunkMerge, InputChunk, TensorContext, TensorGather, TensorScan } from './stream.js';
+import type { TypedRange } from './dtype.js';
+import type { ChunkMerge, TensorContext, TensorGather, TensorScan } from './stream.js';
 
 /** A parameter value after filters and gradients are applied. */
 export type ParamValue = number | boolean;
@@ -109,7 +110,7 @@ function taskFamily(sparsify: Sparsify | null, consensus: Consensus | null, norm
       const n = call.ctx.shape.reduce((a, d) => a * d, 1);
       const combine = rowCombiner(Float32Array.from(weights(call)), options(call));
       // Task vector j of a range: model j + 1 minus the base (input 0), read as they are stored.
-      const taskVectors = (chunks: readonly InputChunk[]): VectorChunk[] =>
+      const taskVectors = (chunks: readonly TypedRange[]): VectorChunk[] =>
         chunks.slice(1).map((x) => ({ dtypes: Int32Array.of(x.dtype, chunks[0].dtype), inputs: [x.data, chunks[0].data] }));
       const bands = sparsify
         ? magnitudeBands(

@@ -272,17 +272,17 @@ export function magnitudeBands(source: VectorSource, n: number, ranges: readonly
 }
 
 /** Whether `band` keeps every entry (applying it is a no-op). */
-export function keepsAll(band: MagnitudeBand): boolean {
+function keepsAll(band: MagnitudeBand): boolean {
   return band.low < 0 && band.high >= 2 ** 31;
 }
 
 /** Applies `band` to the chunk of a vector that starts at index `offset`. */
-export function applyBand(x: Float32Array, band: MagnitudeBand, offset: number): void {
+function applyBand(x: Float32Array, band: MagnitudeBand, offset: number): void {
   if (!keepsAll(band)) backend().keepMagnitudeBand(x, x.length, offset, band.low, band.lowCut, band.high, band.highCut);
 }
 
 /** Whole f32 arrays as a source: one chunk each. */
-export const wholeSource = (xs: readonly Float32Array[]): VectorSource => ({
+const wholeSource = (xs: readonly Float32Array[]): VectorSource => ({
   scan: (visit, from = 0) => {
     if (from !== 0) throw new Error(`wholeSource: a pass starts at 0, not ${from}`);
     visit(xs.map((x) => ({ dtypes: F32, inputs: [x] })), 0, xs[0]?.length ?? 0);

@@ -13,7 +13,7 @@ import { openCheckpointTensors } from '../io/sharded.js';
 import { dtypeSize, type SafeArray, type SafeDType, type TensorInfo, type TensorSource } from '../io/safetensors.js';
 import { backend, fileMapping, readAheadModule } from '../engine/index.js';
 import { CastDType } from '../engine/backend/kernels.js';
-import { fromF32, isFloatDType, toF32, type FloatDType } from './dtype.js';
+import { fromF32, isFloatDType, toF32, type FloatDType, type TypedRange } from './dtype.js';
 import { Prefetcher } from './prefetch.js';
 import { ShardWriter, type TensorSpec } from './shard-writer.js';
 
@@ -33,17 +33,11 @@ export interface TensorContext {
  */
 export type TensorMerger = (ctx: TensorContext, tensors: Float32Array[]) => Float32Array;
 
-/** One input's elements of a range of the current tensor, in its checkpoint dtype (F64 inputs arrive as F32). */
-export interface InputChunk {
-  data: Float32Array | Uint16Array;
-  dtype: CastDType;
-}
-
 /**
  * Called for each range [offset, offset + length) of the current tensor with every input's chunk, in input order;
  * returning false ends the pass.
  */
-export type ChunkVisitor = (chunks: readonly InputChunk[], offset: number, length: number) => void | boolean;
+export type ChunkVisitor = (chunks: readonly TypedRange[], offset: number, length: number) => void | boolean;
 
 /** One pass over the current tensor's inputs, range by range, in order, from the range at offset `from` (default 0). */
 export type TensorScan = (visit: ChunkVisitor, from?: number) => void;
@@ -51,14 +45,8 @@ export type TensorScan = (visit: ChunkVisitor, from?: number) => void;
 /** Every input's entries of the current tensor at `indices` (ascending), in f32, in input order. */
 export type TensorGather = (indices: Float64Array) => Float32Array[];
 
-/** Where a range's merged values go: the output's range, in the dtype it is written in (F64 outputs get an F32 one). */
-export interface OutputRange {
-  data: Float32Array | Uint16Array;
-  dtype: CastDType;
-}
-
 /** Merges one range: writes the merged values of the range starting at `offset` into `out` (its length), in its dtype. */
-export type ChunkMerge = (chunks: readonly InputChunk[], offset: number, out: OutputRange) => void;
+export type ChunkMerge = (chunks: readonly TypedRange[], offset: number, out: TypedRange) => void;
 
 /**
  * A merge computed range by range: given a tensor's context, a scan over its inputs (which it may run first, e.g. to
@@ -331,7 +319,7 @@ class RangeReader {
     this.mapped[input] = null;
   }
 
-  private read(input: number, info: TensorInfo, offset: number, length: number): InputChunk {
+  private read(input: number, info: TensorInfo, offset: number, length: number): TypedRange {
     const size = dtypeSize(info.dtype);
     const [buffer, at] = this.bytes(input, info, offset * size, length * size);
     switch (info.dtype) {

@@ -5,7 +5,8 @@
  * and added to the base.
  */
 import { backend } from '../../engine/index.js';
-import { CastDType, SignElection, type U16 } from '../../engine/backend/kernels.js';
+import { CastDType, SignElection } from '../../engine/backend/kernels.js';
+import type { TypedRange } from '../dtype.js';
 import type { MagnitudeBand } from '../select.js';
 import { checkSameLength } from './linear.js';
 
@@ -55,12 +56,6 @@ export function combineTaskVectors(
   const f32 = (data: Float32Array): TypedRange => ({ data, dtype: CastDType.F32 });
   rowCombiner(Float32Array.from(w), opts)([base, ...deltas].map(f32), false, f32(out));
   return out;
-}
-
-/** A range of values in a checkpoint dtype: one of an input as its checkpoint stores it, or of the output. */
-export interface TypedRange {
-  data: Float32Array | U16;
-  dtype: CastDType;
 }
 
 const ELECTION: Record<Consensus, SignElection> = { sum: SignElection.Sum, count: SignElection.Count };
