@@ -289,3 +289,63 @@ test('tiesCombine: native matches reference (no election, sum and count votes; f
   }
   assert.throws(() => native.tiesCombine(Int32Array.of(0, 0), [new Float32Array(2), new Float32Array(2)], 2, new Float32Array(1), new Float64Array(0), 0, CastDType.F32, new Float32Array(2), 1, false, 3 as SignElection, false), /election must be/);
 });
+
+test('tiesBracketCombine: the output of tiesCombine with the same bands, every bracket counted as magnitudeBracket counts it, and the entries inside any bracket collected in index order (from models and from task vectors, in two ranges); a full pending list keeps counting', () => {
+  const bitsOf = (v: number) => new Uint32Array(new Float32Array([v]).buffer)[0];
+  // Row 0: a low bracket only; row 1: both; row 2: none.
+  const rowBrackets = [[bitsOf(0.25), bitsOf(0.5), 1, 0], [bitsOf(0.0625), bitsOf(0.125), bitsOf(0.5625), bitsOf(0.6875)], [1, 0, 1, 0]];
+  for (const n of SIZES) {
+    for (const k of [1, 3]) {
+      const base = rand(n, n + 19).map((v) => Math.round(v * 256) / 256);
+      const [baseBf16] = rounded(base, CastDType.BF16);
+      const taus = Array.from({ length: k }, (_, j) => rand(n, n + k + j + 40, -1, 1).map((v) => Math.round(v * 16) / 16));
+      const models = taus.map((t) => rounded(t.map((v, i) => v + base[i]), CastDType.BF16)[0]);
+      const w = Float32Array.from({ length: k }, (_, j) => 0.5 + j);
+      const brackets = Float64Array.from(rowBrackets.slice(0, k).flat());
+      const bands = Float64Array.from({ length: 4 * k }, (_, i) => [bitsOf(0.375), n, 2 ** 31, 0][i % 4]);
+      for (const fromModels of [false, true]) {
+        const dtypes = Int32Array.from([fromModels ? CastDType.BF16 : CastDType.F32, ...taus.map(() => (fromModels ? CastDType.BF16 : CastDType.F32))]);
+        const inputs: (Float32Array | Uint16Array)[] = fromModels ? [baseBf16, ...models] : [base, ...taus];
+        // The task vectors as the kernels see them.
+        const baseF32 = fromModels ? castFrom(baseBf16, CastDType.BF16) : base;
+        const rows = fromModels ? models.map((m) => castFrom(m, CastDType.BF16).map((v, i) => v - baseF32[i])) : taus;
+        const plain = new Float32Array(n);
+        native.tiesCombine(dtypes, inputs, n, w, bands, 0, CastDType.F32, plain, 0.8, true, SignElection.Sum, fromModels);
+        const mags = rows.map((r) => [...new Uint32Array(r.buffer, r.byteOffset, n)].map((b) => b & 0x7fffffff));
+        const pendingWant = [...Array(n).keys()].filter((i) =>
+          mags.some((m, j) => [0, 1].some((s) => { const [lo, hi] = [brackets[4 * j + 2 * s], brackets[4 * j + 2 * s + 1]]; return lo <= hi && m[i] >= lo && m[i] <= hi; })),
+        );
+        for (const kern of [native, reference]) {
+          const label = `${kern.name} k=${k} n=${n} models=${fromModels}`;
+          const out = new Float32Array(n), lists = Array.from({ length: 2 * k }, () => new Int32Array(n)), counts = new Float64Array(8 * k);
+          const pendingIndex = new Float64Array(n), pendingValues = Array.from({ length: k + 1 }, () => new Float32Array(n)), pendingCount = new Float64Array(1);
+          for (const [from, to] of [[0, Math.floor(n / 3)], [Math.floor(n / 3), n]]) {
+            kern.tiesBracketCombine(dtypes, inputs.map((x) => x.subarray(from, to)), to - from, w, bands, from, CastDType.F32, out.subarray(from, to), 0.8, true, SignElection.Sum, fromModels,
+              brackets, lists, counts, pendingIndex, pendingValues, pendingCount);
+          }
+          if (kern === native) assert.deepEqual(out, plain, `${label}: output`);
+          else for (let i = 0; i < n; i++) assert.ok(Math.abs(out[i] - plain[i]) <= 1e-6 * (1 + Math.abs(plain[i])), `${label} [${i}]`);
+          for (let j = 0; j < k; j++) {
+            for (let s = 0; s < 2; s++) {
+              const [lo, hi] = [brackets[4 * j + 2 * s], brackets[4 * j + 2 * s + 1]], slot = 2 * j + s;
+              const m = mags[j];
+              const want = lo > hi ? [0, 0, 0, 0] : [m.filter((b) => b < lo).length, m.filter((b) => b === lo).length, m.filter((b) => b > lo && b < hi).length, m.filter((b) => b === hi).length];
+              assert.deepEqual([...counts.subarray(4 * slot, 4 * slot + 4)], want, `${label}: counts of row ${j} bracket ${s}`);
+              assert.deepEqual([...lists[slot].subarray(0, want[2])].sort((p, q) => p - q), m.filter((b) => b > lo && b < hi).sort((p, q) => p - q), `${label}: inside bits of row ${j} bracket ${s}`);
+            }
+          }
+          assert.equal(pendingCount[0], pendingWant.length, `${label}: pending count`);
+          assert.deepEqual([...pendingIndex.subarray(0, pendingWant.length)], pendingWant, `${label}: pending entries, in order`);
+          assert.deepEqual([...pendingValues[0].subarray(0, pendingWant.length)], pendingWant.map((i) => baseF32[i]), `${label}: pending base`);
+          rows.forEach((r, j) => assert.deepEqual([...pendingValues[j + 1].subarray(0, pendingWant.length)], pendingWant.map((i) => r[i]), `${label}: pending τ${j}`));
+          // A pending list too short for them all: the first ones, and the full count.
+          const short = new Float64Array(2), shortValues = Array.from({ length: k + 1 }, () => new Float32Array(2)), c = new Float64Array(1);
+          kern.tiesBracketCombine(dtypes, inputs, n, w, bands, 0, CastDType.F32, out, 0.8, true, SignElection.Sum, fromModels,
+            brackets, lists.map(() => new Int32Array(0)), new Float64Array(8 * k), short, shortValues, c);
+          assert.equal(c[0], pendingWant.length, `${label}: counted past a full pending list`);
+          assert.deepEqual([...short.subarray(0, Math.min(2, pendingWant.length))], pendingWant.slice(0, 2), `${label}: the first pending entries`);
+        }
+      }
+    }
+  }
+});
