@@ -622,9 +622,7 @@ PEFTJS_EXPORT(tiesBracketCombine) {
     const Napi::TypedArray f = v.As<Napi::TypedArray>();
     pendingValues.push_back(reinterpret_cast<float*>(static_cast<uint8_t*>(f.ArrayBuffer().Data()) + f.ByteOffset()));
   }
-  // Kept from call to call (per calling thread), so that a pass's ranges reuse the finds' memory.
-  static thread_local BracketPass pass;
-  pass.lo.clear(), pass.hi.clear();
+  BracketPass pass;
   std::vector<int32_t*> lists(slots);
   std::vector<int64_t> listCapacity(slots);
   for (int64_t s = 0; s < slots; s++) {
@@ -640,13 +638,7 @@ PEFTJS_EXPORT(tiesBracketCombine) {
     listCapacity[s] = static_cast<int64_t>(list.ElementLength());
   }
   pass.threads.resize(t.n >= kParallelMin ? omp_get_max_threads() : 1);
-  for (BracketPass::Finds& f : pass.threads) {
-    f.counts.assign(slots, BracketCount{});
-    f.inside.resize(slots), f.values.resize(k + 1);
-    for (Appender<int32_t>& in : f.inside) in.size = 0;
-    for (Appender<float>& v : f.values) v.size = 0;
-    f.index.size = 0;
-  }
+  for (BracketPass::Finds& f : pass.threads) f.counts.resize(slots), f.inside.resize(slots), f.values.resize(k + 1);
   t.run<true>(&pass);
   for (const BracketPass::Finds& f : pass.threads) {
     for (int64_t s = 0; s < slots; s++)

@@ -12,10 +12,9 @@ import { regmean } from './methods/regmean.js';
 import { slerp } from './methods/slerp.js';
 import { combineTaskVectors, rowCombiner, subtractInPlace, type Consensus } from './methods/task-arithmetic.js';
 import { trimRanks } from './methods/ties.js';
-import { keepMagnitudeRanks, searchBands, type VectorChunk } from './select.js';
-import { settledMerge } from './settle.js';
+import { keepMagnitudeRanks, magnitudeBands, type VectorChunk } from './select.js';
 import type { TypedRange } from './dtype.js';
-import type { ChunkMerge, SettledMerge, TensorContext, TensorGather, TensorScan } from './stream.js';
+import type { ChunkMerge, TensorContext, TensorGather, TensorScan } from './stream.js';
 
 /** A parameter value after filters and gradients are applied. */
 export type ParamValue = number | boolean;
@@ -64,7 +63,7 @@ export interface MethodDef {
    * The range-by-range form, for element-wise methods: the merge of one range from the inputs' chunks (in the
    * order of `tensors`), after any passes over `scan` it needs. Absent (or null for a tensor): `merge` runs.
    */
-  chunked?(call: MethodParams, scan: TensorScan, gather: TensorGather): ChunkMerge | SettledMerge | null;
+  chunked?(call: MethodParams, scan: TensorScan, gather: TensorGather): ChunkMerge | null;
 }
 
 const num = (v: ParamValue | undefined) => Number(v);
@@ -110,26 +109,26 @@ function taskFamily(sparsify: Sparsify | null, consensus: Consensus | null, norm
       if (sparsify && 'drop' in sparsify) return null;
       const n = call.ctx.shape.reduce((a, d) => a * d, 1);
       const combine = rowCombiner(Float32Array.from(weights(call)), options(call));
-      if (!sparsify) return (chunks, offset, out) => combine(chunks, true, out, [], offset);
       // Task vector j of a range: model j + 1 minus the base (input 0), read as they are stored.
       const taskVectors = (chunks: readonly TypedRange[]): VectorChunk[] =>
         chunks.slice(1).map((x) => ({ dtypes: Int32Array.of(x.dtype, chunks[0].dtype), inputs: [x.data, chunks[0].data] }));
-      const search = searchBands(
-        {
-          scan: (visit, from) => scan((chunks, offset, length) => visit(taskVectors(chunks), offset, length), from),
-          // τⱼ at a few entries, from the inputs: the f32 difference, as the kernels compute it (a double difference
-          // of two f32s rounds to the same f32).
-          gather: (indices) => {
-            const [base, ...models] = gather(indices);
-            for (const m of models) for (let i = 0; i < m.length; i++) m[i] -= base[i];
-            return models;
-          },
-        },
-        n,
-        call.perModel.map((p) => sparsify.band(n, p)),
-      );
-      if (search.decided) return (chunks, offset, out) => combine(chunks, true, out, search.provisional, offset);
-      return settledMerge(search, n, call.perModel.length, combine, scan);
+      const bands = sparsify
+        ? magnitudeBands(
+            {
+              scan: (visit, from) => scan((chunks, offset, length) => visit(taskVectors(chunks), offset, length), from),
+              // τⱼ at a few entries, from the inputs: the f32 difference, as the kernels compute it (a double
+              // difference of two f32s rounds to the same f32).
+              gather: (indices) => {
+                const [base, ...models] = gather(indices);
+                for (const m of models) for (let i = 0; i < m.length; i++) m[i] -= base[i];
+                return models;
+              },
+            },
+            n,
+            call.perModel.map((p) => sparsify.band(n, p)),
+          )
+        : [];
+      return (chunks, offset, out) => combine(chunks, true, out, bands, offset);
     },
   };
 }

@@ -101,6 +101,32 @@ function sampleMagnitudes(source: VectorSource, n: number): Uint32Array[] {
   });
 }
 
+/**
+ * Locates ascending magnitude ranks in the vectors of a source: `wanted[v]` lists ranks of vector v (null: none).
+ * Each rank is first bracketed from a gathered sample and counted into the bracket in one pass: the entries strictly
+ * inside it, a few percent of n, are collected and the rank is selected among them (quickselect); a rank inside a tie
+ * at either end needs only the counts. A rank the bracket misses (a 6σ event) or whose bracket overflows its list is
+ * found by the exact radix select over histograms instead (two passes).
+ */
+function locateRanks(source: VectorSource, n: number, wanted: readonly (readonly (number | null)[])[]): (RankedMagnitude | null)[][] {
+  const samples = sampleMagnitudes(source, n);
+  const brackets = wanted.map((w, v) => w.map((rank) => (rank === null ? null : bracket(samples[v], n, rank))));
+  const offsets: number[] = [];
+  source.scan((chunks, offset, length) => {
+    offsets.push(offset);
+    brackets.forEach((bs, v) =>
+      bs.forEach((b) => {
+        if (!b) return;
+        backend().magnitudeBracket(chunks[v].dtypes, chunks[v].inputs, length, b.lo, b.hi, b.list, b.counts);
+        b.after.push(b.counts[1], b.counts[2], b.counts[3]);
+      }),
+    );
+  });
+  const resolved = brackets.map((bs) => bs.map((b) => b && resolveBracket(b, offsets)));
+  const exact = locateByHistogram(source.scan, wanted.map((w, v) => w.map((rank, j) => (resolved[v][j] ? null : rank))));
+  return resolved.map((rs, v) => rs.map((r, j) => r ?? exact[v][j]));
+}
+
 interface Bracket {
   rank: number;
   /** Magnitude bits bounding the bracket, both included. */
@@ -112,38 +138,17 @@ interface Bracket {
   counts: Float64Array;
   /** counts[1], counts[2] and counts[3] after each chunk of the pass, in turn: where the entries of each kind lie. */
   after: number[];
-  /** How many of the n entries the sample puts in [lo, hi] (ends included). */
-  within: number;
 }
 
-/**
- * The bracket around `rank` of n entries from a sorted sample: MARGIN samples either side of where the rank falls;
- * its counts are `counts` (4 numbers).
- */
-function bracket(sample: Uint32Array, n: number, rank: number, counts: Float64Array): Bracket {
+/** The bracket around `rank` of n entries from a sorted sample: MARGIN samples either side of where the rank falls. */
+function bracket(sample: Uint32Array, n: number, rank: number): Bracket {
   const m = sample.length, at = ((rank + 0.5) / n) * m;
   const from = Math.floor(at - MARGIN), to = Math.ceil(at + MARGIN);
-  const lo = from < 0 ? 0 : sample[from], hi = to >= m ? 0x7fffffff : sample[to];
   // Room for twice the entries the sample puts strictly inside.
   const expected = ((Math.min(m, to) - Math.max(0, from)) / m) * n;
   const list = new Int32Array(Math.min(n, Math.ceil(2 * expected) + 1024));
-  const within = ((upperBound(sample, hi) - lowerBound(sample, lo)) / m) * n;
-  return { rank, lo, hi, list, counts, after: [], within };
+  return { rank, lo: from < 0 ? 0 : sample[from], hi: to >= m ? 0x7fffffff : sample[to], list, counts: new Float64Array(4), after: [] };
 }
-
-/** The first index of sorted `a` whose value is ≥ v. */
-export function lowerBound(a: ArrayLike<number>, v: number): number {
-  let lo = 0, hi = a.length;
-  while (lo < hi) {
-    const mid = (lo + hi) >>> 1;
-    if (a[mid] < v) lo = mid + 1;
-    else hi = mid;
-  }
-  return lo;
-}
-
-/** The first index of sorted `a` whose value is > v. */
-const upperBound = (a: ArrayLike<number>, v: number) => lowerBound(a, v + 1);
 
 /**
  * The magnitude of a bracket's rank from its counts and list, or null when the bracket missed it or its list
@@ -222,86 +227,17 @@ function locateByHistogram(scan: VectorScan, wanted: readonly (readonly (number 
 }
 
 /**
- * The search for each vector's band of ranks, in phases, for a caller that runs its counting pass itself (a TIES merge
- * counts it in its own pass, tiesBracketCombine): the brackets a sample puts around each boundary, the provisional
- * bands, which keep the entries surely in the band (every entry outside the brackets is decided), and, after the pass,
- * the exact bands.
+ * For each vector v of a source (all of length n) and its rank range [lo, hi) (clamped to [0, n]), the band that keeps
+ * exactly the entries of ascending (|x|, index) rank in the range. A gathered sample and one pass locate the boundary
+ * magnitudes (see locateRanks) and, where a boundary cuts through a tie, one more (up to the cut) finds the index of
+ * the cut. No pass when every range is everything or nothing.
  */
-export interface BandSearch {
-  /**
-   * Per vector, its brackets of magnitude bits [lo, hi], around its low boundary and its high one (lo > hi: none), as
-   * tiesBracketCombine takes them; with every bracket none, the provisional bands are the exact ones.
-   */
-  brackets: Float64Array;
-  /** Per bracket, the list its inside entries are collected into (empty for none). */
-  lists: Int32Array[];
-  /** Per bracket, its four counts (below, equal to lo, inside, equal to hi). */
-  counts: Float64Array;
-  /** Per vector, the band that keeps the entries of its exact band that lie outside its brackets. */
-  provisional: MagnitudeBand[];
-  /** Whether every bracket is none: then the provisional bands are the exact ones and no pass is needed. */
-  decided: boolean;
-  /** About how many entries lie inside some bracket, from the sample (at most n). */
-  expectedInside: number;
-  /** Records that the counting pass has counted the range at `offset` (call after each range, in order). */
-  counted(offset: number): void;
-  /**
-   * After the pass: the exact bands (with more passes when a boundary cuts through a tie, or when a bracket missed
-   * its boundary), and whether every boundary lay in its bracket — only then do the provisional bands decide every
-   * entry outside the brackets as the exact ones do.
-   */
-  finish(): { bands: MagnitudeBand[]; held: boolean };
-}
-
-/**
- * Starts the search for each vector v of a source (all of length n) and its rank range [lo, hi) (clamped to [0, n])
- * for the band that keeps exactly the entries of ascending (|x|, index) rank in the range: a gathered sample brackets
- * each boundary rank. The counting pass counts the entries in each bracket and collects the few percent strictly inside;
- * then the rank is selected among those (quickselect), or, when the bracket missed it (a 6σ event) or its list
- * overflowed, found by the exact radix select over histograms (two passes); where a boundary cuts through a tie, one
- * more pass (up to the cut) finds the index of the cut. No sample when every range is everything or nothing.
- */
-export function searchBands(source: VectorSource, n: number, ranges: readonly (readonly [number, number])[]): BandSearch {
+export function magnitudeBands(source: VectorSource, n: number, ranges: readonly (readonly [number, number])[]): MagnitudeBand[] {
   const clamped = ranges.map(([lo, hi]) => [Math.max(0, Math.floor(lo)), Math.min(n, Math.floor(hi))] as const);
   // The lowest and the highest kept rank of each range, where they are not the ends.
-  const wanted = clamped.map(([lo, hi]) => (lo >= hi ? [null, null] : [lo > 0 ? lo : null, hi < n ? hi - 1 : null]));
-  const active = wanted.some((w) => w.some((r) => r !== null));
-  const samples = active ? sampleMagnitudes(source, n) : [];
-  const counts = new Float64Array(8 * ranges.length);
-  const brackets = wanted.map((w, v) => w.map((rank, s) => (rank === null ? null : bracket(samples[v], n, rank, counts.subarray(4 * (2 * v + s), 4 * (2 * v + s) + 4)))));
-  const offsets: number[] = [];
-  const provisional = clamped.map(([lo, hi], v): MagnitudeBand => {
-    if (lo >= hi) return NOTHING;
-    const [l, h] = brackets[v];
-    // Entries in [lo, hi] of a bracket are left out; those above its top (low boundary) or below its bottom (high) kept.
-    return { low: l ? l.hi : -1, lowCut: n, high: h ? h.lo : 2 ** 31, highCut: 0 };
-  });
-  return {
-    brackets: Float64Array.from(brackets.flat().flatMap((b) => (b ? [b.lo, b.hi] : [1, 0]))),
-    lists: brackets.flat().map((b) => b?.list ?? new Int32Array(0)),
-    counts,
-    provisional,
-    decided: !active,
-    expectedInside: Math.min(n, brackets.flat().reduce((a, b) => a + (b?.within ?? 0), 0)),
-    counted(offset) {
-      offsets.push(offset);
-      for (const b of brackets.flat()) b?.after.push(b.counts[1], b.counts[2], b.counts[3]);
-    },
-    finish() {
-      const resolved = brackets.map((bs) => bs.map((b) => b && resolveBracket(b, offsets)));
-      const held = resolved.every((rs, v) => rs.every((r, j) => r !== null || brackets[v][j] === null));
-      const exact = locateByHistogram(source.scan, wanted.map((w, v) => w.map((rank, j) => (resolved[v][j] ? null : rank))));
-      return { bands: exactBands(source, n, clamped, resolved.map((rs, v) => rs.map((r, j) => r ?? exact[v][j]))), held };
-    },
-  };
-}
-
-/**
- * The bands of the rank ranges `clamped` given the magnitudes at their boundary ranks (`at`, null where a range has
- * no such boundary); where a boundary cuts through a tie, a pass (starting at the chunk holding the cut, where the
- * counting pass counted it, and ending there) finds the index of the cut.
- */
-function exactBands(source: VectorSource, n: number, clamped: readonly (readonly [number, number])[], at: readonly (readonly (RankedMagnitude | null)[])[]): MagnitudeBand[] {
+  const wanted = clamped.map(([lo, hi]) => (lo >= hi ? [] : [lo > 0 ? lo : null, hi < n ? hi - 1 : null]));
+  if (wanted.every((w) => w.every((r) => r === null))) return clamped.map(([lo, hi]) => (lo >= hi ? NOTHING : EVERYTHING));
+  const at = locateRanks(source, n, wanted);
   // Ties to cut: vector v's entries equal to `bits`, the first `rank` of them (index order) on one side of the cut.
   const cuts: { v: number; at: RankedMagnitude; rank: number; set: (index: number) => void }[] = [];
   const bands = clamped.map(([lo, hi], v): MagnitudeBand => {
@@ -321,6 +257,7 @@ function exactBands(source: VectorSource, n: number, clamped: readonly (readonly
     }
     return band;
   });
+  // Each cut's pass starts at the chunk holding it (where the bracket pass counted it) and ends there.
   for (const { v, at: { bits, start }, rank, set } of cuts) {
     const [from, first] = start?.(rank) ?? [0, rank];
     let left = first;
@@ -332,25 +269,6 @@ function exactBands(source: VectorSource, n: number, clamped: readonly (readonly
     }, from);
   }
   return bands;
-}
-
-/**
- * For each vector v of a source (all of length n) and its rank range [lo, hi) (clamped to [0, n]), the band that keeps
- * exactly the entries of ascending (|x|, index) rank in the range (see {@link searchBands}), its counting pass run by
- * magnitudeBracket. No pass when every range is everything or nothing.
- */
-function magnitudeBands(source: VectorSource, n: number, ranges: readonly (readonly [number, number])[]): MagnitudeBand[] {
-  const search = searchBands(source, n, ranges);
-  if (search.decided) return search.provisional;
-  const slots = [...search.lists.keys()].filter((s) => search.brackets[2 * s] <= search.brackets[2 * s + 1]);
-  source.scan((chunks, offset, length) => {
-    for (const s of slots) {
-      const { dtypes, inputs } = chunks[s >> 1];
-      backend().magnitudeBracket(dtypes, inputs, length, search.brackets[2 * s], search.brackets[2 * s + 1], search.lists[s], search.counts.subarray(4 * s, 4 * s + 4));
-    }
-    search.counted(offset);
-  });
-  return search.finish().bands;
 }
 
 /** Whether `band` keeps every entry (applying it is a no-op). */
@@ -383,12 +301,8 @@ const wholeSource = (xs: readonly Float32Array[]): VectorSource => ({
  */
 export function magnitudeAtRank(x: Float32Array, rank: number, { exact = false } = {}): RankedMagnitude {
   if (!(rank >= 0 && rank < x.length)) throw new RangeError(`magnitudeAtRank: rank ${rank} outside [0, ${x.length})`);
-  const source = wholeSource([x]), counts = new Float64Array(4);
-  if (exact) return locateByHistogram(source.scan, [[rank]])[0][0]!;
-  const b = bracket(sampleMagnitudes(source, x.length)[0], x.length, rank, counts);
-  backend().magnitudeBracket(F32, [x], x.length, b.lo, b.hi, b.list, counts);
-  b.after.push(counts[1], counts[2], counts[3]);
-  return resolveBracket(b, [0]) ?? locateByHistogram(source.scan, [[rank]])[0][0]!;
+  const source = wholeSource([x]);
+  return (exact ? locateByHistogram(source.scan, [[rank]]) : locateRanks(source, x.length, [[rank]]))[0][0]!;
 }
 
 /**

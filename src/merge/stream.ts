@@ -49,20 +49,11 @@ export type TensorGather = (indices: Float64Array) => Float32Array[];
 export type ChunkMerge = (chunks: readonly TypedRange[], offset: number, out: TypedRange) => void;
 
 /**
- * A merge whose ranges are provisional until the pass over them has ended: `range` merges each range as a
- * {@link ChunkMerge}, then `finish` settles the entries it left undecided in the whole output (held whole until then).
- */
-export interface SettledMerge {
-  range: ChunkMerge;
-  finish(out: TypedRange): void;
-}
-
-/**
  * A merge computed range by range: given a tensor's context, a scan over its inputs (which it may run first, e.g. to
- * find TIES thresholds) and a gather of a few of their entries, returns the merge of one range (its final pass), a
- * merge settled after its pass, or null when the method needs the whole tensor (then the {@link TensorMerger} runs).
+ * find TIES thresholds) and a gather of a few of their entries, returns the merge of one range (its final pass), or
+ * null when the method needs the whole tensor (then the {@link TensorMerger} runs).
  */
-export type ChunkedMerger = (ctx: TensorContext, scan: TensorScan, gather: TensorGather) => ChunkMerge | SettledMerge | null;
+export type ChunkedMerger = (ctx: TensorContext, scan: TensorScan, gather: TensorGather) => ChunkMerge | null;
 
 /** Progress after each tensor. */
 export interface MergeProgress {
@@ -176,9 +167,6 @@ export function mergeCheckpoints(opts: StreamMergeOptions): MergeReport {
       prefetch = new Prefetcher(reads.map((r) => r.map((i) => ({ file: i.file, offset: i.byteOffset, length: i.byteLength }))), 1_000_000_000, readAheadModule());
     }
     let bytesRead = 0;
-    // The held output of settled merges, grown to the largest such tensor and reused.
-    let heldBuffer = new ArrayBuffer(0);
-    const held = (bytes: number) => (heldBuffer.byteLength >= bytes ? heldBuffer : (heldBuffer = new ArrayBuffer(bytes)));
     try {
       names.forEach((name, index) => {
         prefetch?.at(index);
@@ -193,7 +181,7 @@ export function mergeCheckpoints(opts: StreamMergeOptions): MergeReport {
           const scan: TensorScan = (visit, from) => ranges.scan(reads[index], n, visit, from);
           const gather: TensorGather = (indices) => ranges.gather(reads[index], indices);
           const ranged = opts.chunked?.(ctx, scan, gather) ?? null;
-          if (ranged !== null) mergeInRanges(writer, spec, n, scan, ranged, chunkElements, held);
+          if (ranged !== null) mergeInRanges(writer, spec, n, scan, ranged, chunkElements);
           else writer.write(name, mergeWhole(opts.merge, ctx, sources, spec));
         }
         bytesRead += reads[index].reduce((a, i) => a + i.byteLength, 0);
@@ -231,37 +219,18 @@ function mergeWhole(merge: TensorMerger, ctx: TensorContext, sources: readonly T
   return fromF32(merged, spec.dtype as FloatDType);
 }
 
-/**
- * Merges a tensor range by range, writing each range of the output as it is computed — or, for a {@link SettledMerge},
- * the whole output once it is settled.
- */
-function mergeInRanges(
-  writer: ShardWriter,
-  spec: TensorSpec,
-  n: number,
-  scan: TensorScan,
-  merge: ChunkMerge | SettledMerge,
-  chunkElements: number,
-  held: (bytes: number) => ArrayBuffer,
-): void {
+/** Merges a tensor range by range, writing each range of the output as it is computed. */
+function mergeInRanges(writer: ShardWriter, spec: TensorSpec, n: number, scan: TensorScan, merge: ChunkMerge, chunkElements: number): void {
   const dtype = spec.dtype as FloatDType;
   const size = dtypeSize(dtype);
+  const longest = Math.min(n, chunkElements);
   // Merges write F32, BF16 and F16 ranges directly; F64 ones are widened from F32.
-  const typed = (data: Float32Array | Uint16Array): TypedRange => ({ data, dtype: dtype === 'F64' ? CastDType.F32 : CAST[dtype] });
-  const outOf = (length: number) => (dtype === 'F32' || dtype === 'F64' ? new Float32Array(length) : new Uint16Array(length));
-  if (typeof merge !== 'function') {
-    const buffer = held(n * (dtype === 'F32' || dtype === 'F64' ? 4 : 2));
-    const whole = dtype === 'F32' || dtype === 'F64' ? new Float32Array(buffer, 0, n) : new Uint16Array(buffer, 0, n);
-    scan((chunks, offset, length) => merge.range(chunks, offset, typed(whole.subarray(offset, offset + length))));
-    merge.finish(typed(whole));
-    return writer.write(spec.name, dtype === 'F64' ? Float64Array.from(whole) : whole);
-  }
-  const out = outOf(Math.min(n, chunkElements));
-  const wide = dtype === 'F64' ? new Float64Array(out.length) : null;
+  const out = dtype === 'F32' || dtype === 'F64' ? new Float32Array(longest) : new Uint16Array(longest);
+  const wide = dtype === 'F64' ? new Float64Array(longest) : null;
   if (n === 0) return writer.write(spec.name, wide ?? out);
   scan((chunks, offset, length) => {
     const o = out.subarray(0, length);
-    merge(chunks, offset, typed(o));
+    merge(chunks, offset, { data: o, dtype: dtype === 'F64' ? CastDType.F32 : CAST[dtype] });
     const w = wide?.subarray(0, length);
     w?.set(o);
     writer.writeRange(spec.name, offset * size, w ?? o);

@@ -61,39 +61,21 @@ export function combineTaskVectors(
 const ELECTION: Record<Consensus, SignElection> = { sum: SignElection.Sum, count: SignElection.Count };
 
 /**
- * What a range combined while the bands are still searched for (tiesBracketCombine) counts into besides the merge:
- * the search's brackets, lists and counts (see BandSearch), and the pending entries — those inside some bracket,
- * whose output the exact bands decide: their indices, and the base and every τⱼ in f32 — with their count.
- */
-export interface BracketCounting {
-  brackets: Float64Array;
-  lists: Int32Array[];
-  counts: Float64Array;
-  pendingIndex: Float64Array;
-  pendingValues: Float32Array[];
-  pendingCount: Float64Array;
-}
-
-/**
  * {@link combineTaskVectors} on one range, by the fused kernel (tiesCombine): `combine(inputs, models, out, bands,
- * offset, counting)` with `inputs` the base's range and then one per task vector — the task vectors themselves, or,
- * when `models`, the models' ranges, from which the kernel subtracts the base as it reads — each trimmed to its
- * magnitude band in `bands` (none: kept whole; `offset` is the range's index in the whole tensor), written to `out` in
- * its dtype; with `counting`, the brackets are counted in the same pass (tiesBracketCombine). `out` may be the base's
- * data when it has the output dtype.
+ * offset)` with `inputs` the base's range and then one per task vector — the task vectors themselves, or, when
+ * `models`, the models' ranges, from which the kernel subtracts the base as it reads — each trimmed to its magnitude
+ * band in `bands` (none: kept whole; `offset` is the range's index in the whole tensor), written to `out` in its
+ * dtype. `out` may be the base's data when it has the output dtype.
  */
 export function rowCombiner(
   w: Float32Array,
   opts: CombineOptions,
-): (inputs: readonly TypedRange[], models: boolean, out: TypedRange, bands?: readonly MagnitudeBand[], offset?: number, counting?: BracketCounting) => void {
+): (inputs: readonly TypedRange[], models: boolean, out: TypedRange, bands?: readonly MagnitudeBand[], offset?: number) => void {
   const election = opts.consensus ? ELECTION[opts.consensus] : SignElection.None;
   const lambda = opts.lambda ?? 1, normalize = opts.normalize ?? false;
-  return (inputs, models, out, bands = [], offset = 0, c) => {
+  return (inputs, models, out, bands = [], offset = 0) => {
     const packed = Float64Array.from(bands.flatMap((b) => [b.low, b.lowCut, b.high, b.highCut]));
-    const dtypes = Int32Array.from(inputs, (x) => x.dtype), data = inputs.map((x) => x.data), n = out.data.length;
-    if (!c) return backend().tiesCombine(dtypes, data, n, w, packed, offset, out.dtype, out.data, lambda, normalize, election, models);
-    backend().tiesBracketCombine(dtypes, data, n, w, packed, offset, out.dtype, out.data, lambda, normalize, election, models,
-      c.brackets, c.lists, c.counts, c.pendingIndex, c.pendingValues, c.pendingCount);
+    backend().tiesCombine(Int32Array.from(inputs, (x) => x.dtype), inputs.map((x) => x.data), out.data.length, w, packed, offset, out.dtype, out.data, lambda, normalize, election, models);
   };
 }
 
