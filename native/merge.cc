@@ -5,7 +5,6 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
-#include <memory>
 #include <vector>
 #if defined(__AVX2__)
 #include <immintrin.h>
@@ -130,24 +129,6 @@ void histogram(const Vector& x, int64_t n, int32_t* hist, int64_t bins, int64_t 
     for (int64_t j = 0; j < bins; j++) hist[j] += local[static_cast<size_t>(t) * bins + j];
 }
 
-// A growing array whose new room is left uninitialised (std::vector::resize zero-fills it: a memset per tile).
-template <typename T>
-struct Appender {
-  std::unique_ptr<T[]> data;
-  size_t size = 0, capacity = 0;
-  // Room for m more entries at data[size]; the caller writes some and adds their number to size.
-  T* room(size_t m) {
-    if (size + m > capacity) {
-      capacity = std::max(2 * capacity, size + m);
-      std::unique_ptr<T[]> grown(new T[capacity]);
-      std::copy(data.get(), data.get() + size, grown.get());
-      data = std::move(grown);
-    }
-    return data.get() + size;
-  }
-  void push(T v) { *room(1) = v, size++; }
-};
-
 #if !defined(__AVX512F__) && defined(__AVX2__)
 // For each 8-bit mask, the indices of its set bits in order, then zeros.
 struct CompressTable {
@@ -161,40 +142,29 @@ struct CompressTable {
 constexpr CompressTable kCompress;
 #endif
 
-// The lanes of `values` whose bit of `mask` is set, written to dst in order (it has room for every lane); how many.
-#if defined(__AVX512F__)
-constexpr int32_t kLanes = 16;
-inline int32_t compressLanes(__m512i values, __mmask16 mask, int32_t* dst) {
-  _mm512_mask_compressstoreu_epi32(dst, mask, values);
-  return __builtin_popcount(mask);
-}
-#elif defined(__AVX2__)
-// AVX2 has no compressing store: a permutation per 8-lane mask (kCompress) moves the set lanes to the front.
-constexpr int32_t kLanes = 8;
-inline int32_t compressLanes(__m256i values, int mask, int32_t* dst) {
-  const __m256i order = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(kCompress.lanes[mask])));
-  _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst), _mm256_permutevar8x32_epi32(values, order));
-  return __builtin_popcount(mask);
-}
-#endif
-
 // Writes the magnitude bits b of u[0, m) with lo < b < hi to dst (room for m) in order; returns how many. Branch-free:
 // a branch per entry mispredicts at every inside entry and cost 3× the vectorised count it follows.
 inline int32_t collectInside(const uint32_t* u, int32_t m, uint32_t lo, uint32_t hi, int32_t* dst) {
   int32_t got = 0, i = 0;
 #if defined(__AVX512F__)
   const __m512i abs = _mm512_set1_epi32(0x7FFFFFFF), l = _mm512_set1_epi32(static_cast<int32_t>(lo)), h = _mm512_set1_epi32(static_cast<int32_t>(hi));
-  for (; i + kLanes <= m; i += kLanes) {
+  for (; i + 16 <= m; i += 16) {
     const __m512i b = _mm512_and_si512(_mm512_loadu_si512(u + i), abs);
-    got += compressLanes(b, _mm512_cmpgt_epu32_mask(b, l) & _mm512_cmplt_epu32_mask(b, h), dst + got);
+    const __mmask16 inside = _mm512_cmpgt_epu32_mask(b, l) & _mm512_cmplt_epu32_mask(b, h);
+    _mm512_mask_compressstoreu_epi32(dst + got, inside, b);
+    got += __builtin_popcount(inside);
   }
 #elif defined(__AVX2__)
+  // AVX2 has no compressing store: a permutation per 8-lane mask (kCompress) moves the inside lanes to the front.
   const __m256i abs = _mm256_set1_epi32(0x7FFFFFFF), l = _mm256_set1_epi32(static_cast<int32_t>(lo)), h = _mm256_set1_epi32(static_cast<int32_t>(hi));
-  for (; i + kLanes <= m; i += kLanes) {
+  for (; i + 8 <= m; i += 8) {
     const __m256i b = _mm256_and_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(u + i)), abs);
     // Magnitude bits are < 2³¹, so the signed compares order them as unsigned ones would.
     const __m256i inside = _mm256_and_si256(_mm256_cmpgt_epi32(b, l), _mm256_cmpgt_epi32(h, b));
-    got += compressLanes(b, _mm256_movemask_ps(_mm256_castsi256_ps(inside)), dst + got);
+    const int mask = _mm256_movemask_ps(_mm256_castsi256_ps(inside));
+    const __m256i order = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(kCompress.lanes[mask])));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + got), _mm256_permutevar8x32_epi32(b, order));
+    got += __builtin_popcount(mask);
   }
 #endif
   for (; i < m; i++) {
@@ -203,60 +173,6 @@ inline int32_t collectInside(const uint32_t* u, int32_t m, uint32_t lo, uint32_t
     got += (b > lo) & (b < hi);
   }
   return got;
-}
-
-// Writes the i < m with flag[i] ≠ 0 to dst (room for m) in order; returns how many. Branch-free, as collectInside.
-inline int32_t collectFlagged(const int32_t* flag, int32_t m, int32_t* dst) {
-  int32_t got = 0, i = 0;
-#if defined(__AVX512F__)
-  const __m512i step = _mm512_set1_epi32(kLanes), zero = _mm512_setzero_si512();
-  for (__m512i at = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15); i + kLanes <= m; i += kLanes, at = _mm512_add_epi32(at, step))
-    got += compressLanes(at, _mm512_cmpneq_epi32_mask(_mm512_loadu_si512(flag + i), zero), dst + got);
-#elif defined(__AVX2__)
-  const __m256i step = _mm256_set1_epi32(kLanes), zero = _mm256_setzero_si256();
-  for (__m256i at = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7); i + kLanes <= m; i += kLanes, at = _mm256_add_epi32(at, step)) {
-    const __m256i none = _mm256_cmpeq_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(flag + i)), zero);
-    got += compressLanes(at, ~_mm256_movemask_ps(_mm256_castsi256_ps(none)) & 0xFF, dst + got);
-  }
-#endif
-  for (; i < m; i++) {
-    dst[got] = i;
-    got += flag[i] != 0;
-  }
-  return got;
-}
-
-// What a bracketed rank search counts (magnitudeBracket): entries below lo, equal to lo, strictly inside, equal to hi.
-struct BracketCount {
-  int64_t below = 0, equal = 0, inner = 0, top = 0;
-};
-
-// Counts a tile's magnitude bits u[0, m) against the bracket [lo, hi] into c and appends the inside ones to `found`.
-inline void countTile(const uint32_t* u, int32_t m, uint32_t lo, uint32_t hi, BracketCount& c, Appender<int32_t>& found) {
-  // 32-bit counts within a tile vectorise 8 lanes wide (64-bit ones 4).
-  int32_t cb = 0, ce = 0, ci = 0, ct = 0;
-#pragma omp simd reduction(+ : cb, ce, ci, ct)
-  for (int32_t i = 0; i < m; i++) {
-    const uint32_t b = u[i] & 0x7FFFFFFFu;
-    cb += b < lo;
-    ce += b == lo;
-    ci += (b > lo) & (b < hi);
-    ct += (b == hi) & (hi != lo);
-  }
-  c.below += cb, c.equal += ce, c.inner += ci, c.top += ct;
-  if (ci > 0) found.size += collectInside(u, m, lo, hi, found.room(m));
-}
-
-// Adds a bracket's counts to `counts` [4] and appends its inside bits to `list` (capacity entries) from counts[2], as
-// many as fit.
-void flushBracket(const BracketCount& c, const Appender<int32_t>& found, double* counts, int32_t* list, int64_t capacity) {
-  const int64_t filled = static_cast<int64_t>(counts[2]);
-  const int64_t take = std::max<int64_t>(0, std::min<int64_t>(static_cast<int64_t>(found.size), capacity - filled));
-  std::copy(found.data.get(), found.data.get() + take, list + filled);
-  counts[0] += static_cast<double>(c.below);
-  counts[1] += static_cast<double>(c.equal);
-  counts[2] += static_cast<double>(c.inner);
-  counts[3] += static_cast<double>(c.top);
 }
 
 void checkBins(const Args& a, int64_t bins, int64_t shift) {
@@ -327,35 +243,18 @@ enum Election { kNone = 0, kSum = 1, kCount = 2 };
 constexpr int32_t kTiesTile = 512;
 const float kZeros[kTiesTile] = {};
 
-// The brackets a TIES pass counts while the bands are still unknown (tiesBracketCombine): two per row, around its low
-// and its high boundary (inactive when lo > hi), and what each thread finds — per bracket its counts and inside bits,
-// and the pending entries (those inside some row's bracket, whose output the exact bands decide): their indices, the
-// base and each row's τⱼ in f32.
-struct BracketPass {
-  std::vector<uint32_t> lo, hi;
-  struct Finds {
-    std::vector<BracketCount> counts;
-    std::vector<Appender<int32_t>> inside;
-    Appender<double> index;
-    std::vector<Appender<float>> values;
-  };
-  std::vector<Finds> threads;
-};
-
 // Tiles of entries, in 2k + 3 passes over tiles that stay in L1, each a contiguous, branch-free loop that vectorises:
 // the base in f32; zeroed sums; per row, τⱼ (the row, or the row minus the base) trimmed to its band and weighted,
 // and the vote; per row, the agreeing sums; and the disjoint mean written straight in the output dtype. (Each pass
-// costs about as much as the arithmetic it holds, so the passes are few.) With `pass` (kBracketed), each row's τⱼ is
-// also kept in its tile, counted against the row's brackets, and the pending entries collected.
-template <int kElection, bool kBracketed>
+// costs about as much as the arithmetic it holds, so the passes are few.)
+template <int kElection>
 void tiesTiles(const std::vector<Typed>& in, bool models, int64_t n, const float* w, const RowBand* bands, int64_t offset, int64_t outDtype,
-               Output out, float lambda, bool normalize, BracketPass* pass) {
+               Output out, float lambda, bool normalize) {
   constexpr int32_t kTile = kTiesTile;
   const int64_t k = static_cast<int64_t>(in.size()) - 1, tiles = (n + kTile - 1) / kTile;
 #pragma omp parallel if (n >= kParallelMin)
   {
-    std::vector<float> masked(static_cast<size_t>(k) * kTile), raw(kBracketed ? static_cast<size_t>(k) * kTile : 0);
-    BracketPass::Finds* finds = kBracketed ? &pass->threads[omp_get_thread_num()] : nullptr;
+    std::vector<float> masked(static_cast<size_t>(k) * kTile);
 #pragma omp for schedule(static)
     for (int64_t t = 0; t < tiles; t++) {
       const int64_t i0 = t * kTile;
@@ -368,7 +267,6 @@ void tiesTiles(const std::vector<Typed>& in, bool models, int64_t n, const float
       for (int32_t i = 0; i < m; i++) vote[i] = 0;
       for (int64_t j = 0; j < k; j++) {
         float* vj = masked.data() + j * kTile;
-        float* tau = kBracketed ? raw.data() + j * kTile : nullptr;
         const float wj = w[j];
         const RowBand& r = bands[j];
         const int32_t low = r.low, high = r.high;
@@ -379,7 +277,6 @@ void tiesTiles(const std::vector<Typed>& in, bool models, int64_t n, const float
 #pragma omp simd
           for (int32_t i = 0; i < m; i++) {
             const float x = cvt(p[i]) - subtract[i];
-            if constexpr (kBracketed) tau[i] = x;
             int32_t b;
             std::memcpy(&b, &x, 4);
             b &= 0x7FFFFFFF;
@@ -389,33 +286,6 @@ void tiesTiles(const std::vector<Typed>& in, bool models, int64_t n, const float
             vote[i] += kElection == kCount ? static_cast<float>(v > 0) - static_cast<float>(v < 0) : v;
           }
         });
-      }
-      if constexpr (kBracketed) {
-        // Count each row's brackets, flag the entries inside any, and keep those entries' inputs.
-        int32_t pending[kTile], at[kTile];
-#pragma omp simd
-        for (int32_t i = 0; i < m; i++) pending[i] = 0;
-        for (int64_t j = 0; j < k; j++) {
-          const uint32_t* u = bitsOf(raw.data() + j * kTile);
-          for (int64_t s = 2 * j; s < 2 * j + 2; s++) {
-            const uint32_t lo = pass->lo[s], hi = pass->hi[s], span = hi - lo;
-            if (lo > hi) continue;
-            countTile(u, m, lo, hi, finds->counts[s], finds->inside[s]);
-#pragma omp simd
-            for (int32_t i = 0; i < m; i++) pending[i] |= ((u[i] & 0x7FFFFFFFu) - lo) <= span;
-          }
-        }
-        const int32_t got = collectFlagged(pending, m, at);
-        double* index = finds->index.room(got);
-        for (int32_t p = 0; p < got; p++) index[p] = static_cast<double>(offset + i0 + at[p]);
-        finds->index.size += got;
-        for (int64_t j = 0; j <= k; j++) {
-          const float* from = j == 0 ? base : raw.data() + (j - 1) * kTile;
-          Appender<float>& to = finds->values[j];
-          float* v = to.room(got);
-          for (int32_t p = 0; p < got; p++) v[p] = from[at[p]];
-          to.size += got;
-        }
       }
       float acc[kTile], agree[kTile];
 #pragma omp simd
@@ -442,47 +312,6 @@ void tiesTiles(const std::vector<Typed>& in, bool models, int64_t n, const float
   }
 }
 
-// The arguments tiesCombine and tiesBracketCombine share (0–11), checked.
-struct TiesArgs {
-  std::vector<Typed> in;
-  int64_t n, k, offset, outDtype, election;
-  const float* w;
-  std::vector<RowBand> bands;
-  Output out;
-  float lambda;
-  bool normalize, models;
-
-  explicit TiesArgs(const Args& a) {
-    n = sizeArg(a, 2, "n");
-    in = operands(a, 0, 1, n);
-    k = static_cast<int64_t>(in.size()) - 1;
-    if (k < 0) a.fail("no base");
-    w = a.f32(3);
-    const double* bandArgs = a.f64(4);
-    offset = sizeArg(a, 5, "offset"), outDtype = a.int64(6);
-    lambda = static_cast<float>(a.num(8));
-    normalize = a.flag(9);
-    election = a.int64(10);
-    if (election != kNone && election != kSum && election != kCount) a.fail("election must be 0 (none), 1 (sum) or 2 (count), got " + std::to_string(election));
-    models = a.flag(11);
-    need(a, 3, "w", k);
-    const bool banded = a.length(4) > 0;
-    if (banded) need(a, 4, "bands", 4 * k);
-    out = outputArg(a, 7, outDtype, n);
-    const double all[4] = {-1, 0, 2147483648.0, 0};
-    for (int64_t j = 0; j < k; j++) bands.push_back(rowBand(banded ? bandArgs + 4 * j : all));
-  }
-
-  template <bool kBracketed>
-  void run(BracketPass* pass) const {
-    switch (election) {
-      case kNone: return tiesTiles<kNone, kBracketed>(in, models, n, w, bands.data(), offset, outDtype, out, lambda, normalize, pass);
-      case kSum: return tiesTiles<kSum, kBracketed>(in, models, n, w, bands.data(), offset, outDtype, out, lambda, normalize, pass);
-      default: return tiesTiles<kCount, kBracketed>(in, models, n, w, bands.data(), offset, outDtype, out, lambda, normalize, pass);
-    }
-  }
-};
-
 }  // namespace
 
 PEFTJS_EXPORT(castF32ToF16) {
@@ -503,8 +332,9 @@ PEFTJS_EXPORT(magnitudeHistogram) {
   return info.Env().Undefined();
 }
 
-// Tiles of entries, each counted and its inside entries collected (countTile), per thread; the threads' finds are
-// then appended in thread order. A bracket holds a few percent of the entries, so most tiles of 256 hold some.
+// Tiles of entries: a vectorised count of the four classes, then, in a tile holding entries inside the bracket, a
+// pass that collects them (per thread, appended to the list after the loop). A bracket holds a few percent of the
+// entries, so most tiles of 256 hold some.
 PEFTJS_EXPORT(magnitudeBracket) {
   Args a(info, "magnitudeBracket");
   const int64_t n = sizeArg(a, 2, "n");
@@ -515,22 +345,51 @@ PEFTJS_EXPORT(magnitudeBracket) {
   need(a, 6, "counts", 4);
   if (loArg > hiArg || hiArg > 0x7FFFFFFF) a.fail("need lo ≤ hi < 2³¹");
   const uint32_t lo = static_cast<uint32_t>(loArg), hi = static_cast<uint32_t>(hiArg);
+  const int64_t capacity = static_cast<int64_t>(a.length(5));
+  int64_t filled = static_cast<int64_t>(counts[2]), below = 0, equal = 0, inner = 0, top = 0;
   const int threads = n >= kParallelMin ? omp_get_max_threads() : 1;
-  std::vector<BracketCount> counted(threads);
-  std::vector<Appender<int32_t>> found(threads);
   constexpr int32_t kTile = 256;
-#pragma omp parallel num_threads(threads)
+#pragma omp parallel num_threads(threads) reduction(+ : below, equal, inner, top)
   {
-    const int t = omp_get_thread_num();
+    std::vector<int32_t> found;
     float v[kTile];
-#pragma omp for schedule(static)
-    for (int64_t i0 = 0; i0 < n; i0 += kTile) {
+#pragma omp for schedule(static) nowait
+    for (int64_t t = 0; t < (n + kTile - 1) / kTile; t++) {
+      const int64_t i0 = t * kTile;
       const int32_t m = static_cast<int32_t>(std::min<int64_t>(kTile, n - i0));
       x.tile(i0, m, v);
-      countTile(bitsOf(v), m, lo, hi, counted[t], found[t]);
+      const uint32_t* u = bitsOf(v);
+      // 32-bit counts within a tile vectorise 8 lanes wide (64-bit ones 4).
+      int32_t cb = 0, ce = 0, ci = 0, ct = 0;
+#pragma omp simd reduction(+ : cb, ce, ci, ct)
+      for (int32_t i = 0; i < m; i++) {
+        const uint32_t b = u[i] & 0x7FFFFFFFu;
+        cb += b < lo;
+        ce += b == lo;
+        ci += (b > lo) & (b < hi);
+        ct += (b == hi) & (hi != lo);
+      }
+      below += cb;
+      equal += ce;
+      inner += ci;
+      top += ct;
+      if (ci > 0) {
+        const size_t at = found.size();
+        found.resize(at + m);
+        found.resize(at + collectInside(u, m, lo, hi, found.data() + at));
+      }
+    }
+#pragma omp critical
+    {
+      const int64_t take = std::max<int64_t>(0, std::min<int64_t>(static_cast<int64_t>(found.size()), capacity - filled));
+      std::copy(found.begin(), found.begin() + take, list + filled);
+      filled += take;
     }
   }
-  for (int t = 0; t < threads; t++) flushBracket(counted[t], found[t], counts, list, static_cast<int64_t>(a.length(5)));
+  counts[0] += static_cast<double>(below);
+  counts[1] += static_cast<double>(equal);
+  counts[2] += static_cast<double>(inner);
+  counts[3] += static_cast<double>(top);
   return info.Env().Undefined();
 }
 
@@ -594,60 +453,29 @@ PEFTJS_EXPORT(keepMagnitudeBand) {
 
 PEFTJS_EXPORT(tiesCombine) {
   Args a(info, "tiesCombine");
-  TiesArgs(a).run<false>(nullptr);
-  return info.Env().Undefined();
-}
-
-// tiesCombine's tiles with the brackets counted in them (the bands' search and the merge in one pass over the inputs);
-// the threads' finds are appended in thread order, which keeps the pending entries in index order.
-PEFTJS_EXPORT(tiesBracketCombine) {
-  Args a(info, "tiesBracketCombine");
-  const TiesArgs t(a);
-  const int64_t k = t.k, slots = 2 * k;
-  const double* brackets = a.f64(12);
-  need(a, 12, "brackets", 2 * slots);
-  if (!info[13].IsArray() || info[13].As<Napi::Array>().Length() != static_cast<uint32_t>(slots)) a.fail("lists must be an array of 2k Int32Arrays");
-  if (!info[16].IsArray() || info[16].As<Napi::Array>().Length() != static_cast<uint32_t>(k + 1)) a.fail("pendingValues must be an array of k + 1 Float32Arrays");
-  double* counts = a.f64(14);
-  need(a, 14, "counts", 4 * slots);
-  double* pendingIndex = a.f64(15);
-  double* pendingCount = a.f64(17);
-  need(a, 17, "pendingCount", 1);
-  const int64_t capacity = static_cast<int64_t>(a.length(15));
-  std::vector<float*> pendingValues;
-  for (uint32_t j = 0; j <= k; j++) {
-    const Napi::Value v = info[16].As<Napi::Array>().Get(j);
-    if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_float32_array || v.As<Napi::TypedArray>().ElementLength() < static_cast<size_t>(capacity))
-      a.fail("pendingValues[" + std::to_string(j) + "] must be a Float32Array as long as pendingIndex");
-    const Napi::TypedArray f = v.As<Napi::TypedArray>();
-    pendingValues.push_back(reinterpret_cast<float*>(static_cast<uint8_t*>(f.ArrayBuffer().Data()) + f.ByteOffset()));
-  }
-  BracketPass pass;
-  std::vector<int32_t*> lists(slots);
-  std::vector<int64_t> listCapacity(slots);
-  for (int64_t s = 0; s < slots; s++) {
-    const double lo = brackets[2 * s], hi = brackets[2 * s + 1];
-    const bool active = lo <= hi;
-    if (active && !(lo >= 0 && hi <= 0x7FFFFFFF && lo == std::floor(lo) && hi == std::floor(hi))) a.fail("bracket " + std::to_string(s) + " must have integer bits 0 ≤ lo ≤ hi < 2³¹ (or lo > hi: none)");
-    pass.lo.push_back(active ? static_cast<uint32_t>(lo) : 1);
-    pass.hi.push_back(active ? static_cast<uint32_t>(hi) : 0);
-    const Napi::Value l = info[13].As<Napi::Array>().Get(static_cast<uint32_t>(s));
-    if (!l.IsTypedArray() || l.As<Napi::TypedArray>().TypedArrayType() != napi_int32_array) a.fail("lists[" + std::to_string(s) + "] must be an Int32Array");
-    const Napi::TypedArray list = l.As<Napi::TypedArray>();
-    lists[s] = reinterpret_cast<int32_t*>(static_cast<uint8_t*>(list.ArrayBuffer().Data()) + list.ByteOffset());
-    listCapacity[s] = static_cast<int64_t>(list.ElementLength());
-  }
-  pass.threads.resize(t.n >= kParallelMin ? omp_get_max_threads() : 1);
-  for (BracketPass::Finds& f : pass.threads) f.counts.resize(slots), f.inside.resize(slots), f.values.resize(k + 1);
-  t.run<true>(&pass);
-  for (const BracketPass::Finds& f : pass.threads) {
-    for (int64_t s = 0; s < slots; s++)
-      if (pass.lo[s] <= pass.hi[s]) flushBracket(f.counts[s], f.inside[s], counts + 4 * s, lists[s], listCapacity[s]);
-    const int64_t filled = static_cast<int64_t>(pendingCount[0]);
-    const int64_t take = std::max<int64_t>(0, std::min<int64_t>(static_cast<int64_t>(f.index.size), capacity - filled));
-    std::copy(f.index.data.get(), f.index.data.get() + take, pendingIndex + filled);
-    for (int64_t j = 0; j <= k; j++) std::copy(f.values[j].data.get(), f.values[j].data.get() + take, pendingValues[j] + filled);
-    pendingCount[0] += static_cast<double>(f.index.size);
+  const int64_t n = sizeArg(a, 2, "n");
+  const std::vector<Typed> in = operands(a, 0, 1, n);
+  const int64_t k = static_cast<int64_t>(in.size()) - 1;
+  if (k < 0) a.fail("no base");
+  const float* w = a.f32(3);
+  const double* bandArgs = a.f64(4);
+  const int64_t offset = sizeArg(a, 5, "offset"), outDtype = a.int64(6);
+  const float lambda = static_cast<float>(a.num(8));
+  const bool normalize = a.flag(9);
+  const int64_t election = a.int64(10);
+  const bool models = a.flag(11);
+  need(a, 3, "w", k);
+  const bool banded = a.length(4) > 0;
+  if (banded) need(a, 4, "bands", 4 * k);
+  const Output out = outputArg(a, 7, outDtype, n);
+  std::vector<RowBand> bands(static_cast<size_t>(k));
+  const double all[4] = {-1, 0, 2147483648.0, 0};
+  for (int64_t j = 0; j < k; j++) bands[j] = rowBand(banded ? bandArgs + 4 * j : all);
+  switch (election) {
+    case kNone: tiesTiles<kNone>(in, models, n, w, bands.data(), offset, outDtype, out, lambda, normalize); break;
+    case kSum: tiesTiles<kSum>(in, models, n, w, bands.data(), offset, outDtype, out, lambda, normalize); break;
+    case kCount: tiesTiles<kCount>(in, models, n, w, bands.data(), offset, outDtype, out, lambda, normalize); break;
+    default: a.fail("election must be 0 (none), 1 (sum) or 2 (count), got " + std::to_string(election));
   }
   return info.Env().Undefined();
 }

@@ -435,36 +435,6 @@ export interface Kernels {
     election: SignElection,
     models: boolean,
   ): void;
-  /**
-   * {@link tiesCombine} while the exact bands are still being searched for: the merge written with the provisional
-   * `bands`, and in the same pass, per row j, each of its two brackets — [lo, hi] = `brackets`[4j, 4j + 2) around its
-   * low boundary and [4j + 2, 4j + 4) around its high one (lo > hi: none) — counted over the magnitude bits of τⱼ as
-   * {@link magnitudeBracket} counts them, into `counts`[8j, 8j + 4) and [8j + 4, 8j + 8) with the inside bits written
-   * into `lists`[2j] and [2j + 1]. An entry whose bits in some row lie in one of that row's brackets (lo ≤ b ≤ hi) is
-   * pending — its output is what the exact bands decide: its index (`offset` + i), then the base and every τⱼ in f32,
-   * are written at position `pendingCount`[0] (its value on entry) on, of `pendingIndex` and of `pendingValues`
-   * [base, τ₁, …, τₖ], in index order, as many as fit (their length), and `pendingCount`[0] grows by how many there are.
-   */
-  tiesBracketCombine(
-    dtypes: Int32Array,
-    inputs: readonly (Float32Array | U16)[],
-    n: number,
-    w: Float32Array,
-    bands: Float64Array,
-    offset: number,
-    outDtype: CastDType,
-    out: Float32Array | U16,
-    lambda: number,
-    normalize: boolean,
-    election: SignElection,
-    models: boolean,
-    brackets: Float64Array,
-    lists: readonly Int32Array[],
-    counts: Float64Array,
-    pendingIndex: Float64Array,
-    pendingValues: readonly Float32Array[],
-    pendingCount: Float64Array,
-  ): void;
 }
 
 /**

@@ -46,7 +46,7 @@ const KERNEL_FUNCTIONS = [
   'loraGather',
   'svd', 'solve',
   'adamw', 'sgd',
-  'castF32ToF16', 'weightedSum', 'magnitudeHistogram', 'magnitudeBracket', 'magnitudeRankIndex', 'keepMagnitudeBand', 'tiesCombine', 'tiesBracketCombine',
+  'castF32ToF16', 'weightedSum', 'magnitudeHistogram', 'magnitudeBracket', 'magnitudeRankIndex', 'keepMagnitudeBand', 'tiesCombine',
   'benchRawGemm', 'mapFile', 'unmap', 'readAhead',
 ] as const satisfies readonly Exclude<keyof NativeKernels, 'name'>[];
 

@@ -139,17 +139,6 @@ function inBand(b: number, at: number, low: number, lowCut: number, high: number
   return (b > low || (b === low && at >= lowCut)) && (b < high || (b === high && at < highCut));
 }
 
-/** The base of `inputs` [base, row 1, …, row k] in f32 and each row's τⱼ: the row, or the row − base when `models`. */
-function taskRows(name: string, dtypes: Int32Array, inputs: readonly (Float32Array | U16)[], n: number, models: boolean): { base: Float32Array; rows: Float32Array[] } {
-  const base = asF32(name, dtypes[0], inputs[0], n);
-  const rows = inputs.slice(1).map((x, j) => {
-    const r = Float32Array.from(asF32(name, dtypes[j + 1], x, n).subarray(0, n));
-    if (models) for (let i = 0; i < n; i++) r[i] -= base[i];
-    return r;
-  });
-  return { base, rows };
-}
-
 /**
  * TIES over k rows of `inputs` [base, row 1, …, row k], τⱼ = the row (or the row − base when `models`), each trimmed
  * to its band of `bands` (4 numbers per row, or empty: keep all), in f32: vⱼ = wⱼτⱼ, vote = Σ vⱼ (or Σ sign vⱼ), sign
@@ -175,8 +164,12 @@ export function tiesCombine(
   if (k < 0) throw new Error('tiesCombine: no base');
   if (bands.length !== 0 && bands.length < 4 * k) throw new Error(`tiesCombine: bands holds ${bands.length} numbers, expected 4·k = ${4 * k} (or none)`);
   if (![SignElection.None, SignElection.Sum, SignElection.Count].includes(election)) throw new Error(`tiesCombine: election must be 0 (none), 1 (sum) or 2 (count), got ${election}`);
-  const f = Math.fround, l = f(lambda);
-  const { base: b, rows } = taskRows('tiesCombine', dtypes, inputs, n, models);
+  const f = Math.fround, b = asF32('tiesCombine', dtypes[0], inputs[0], n), l = f(lambda);
+  const rows = inputs.slice(1).map((x, j) => {
+    const r = Float32Array.from(asF32('tiesCombine', dtypes[j + 1], x, n).subarray(0, n));
+    if (models) for (let i = 0; i < n; i++) r[i] -= b[i];
+    return r;
+  });
   const bits = rows.map((r) => magnitudes(r, n));
   const sum = new Float32Array(n), v = new Float32Array(k);
   for (let i = 0; i < n; i++) {
@@ -198,56 +191,4 @@ export function tiesCombine(
     sum[i] = b[i] + f(f(l * acc) / (normalize && divide ? agree : 1));
   }
   store('tiesCombine', sum, outDtype, out, n);
-}
-
-/**
- * {@link tiesCombine} with `bands`, then per row j its brackets [lo, hi] (`brackets`[4j, 4j + 4): low boundary, high
- * boundary; lo > hi: none) counted over τⱼ as {@link magnitudeBracket} counts, into `counts`[8j, 8j + 8) and
- * `lists`[2j, 2j + 2); the entries inside some row's bracket (lo ≤ b ≤ hi) are pending: their index (`offset` + i),
- * base and τⱼ appended from `pendingCount`[0] on, in index order, while they fit.
- */
-export function tiesBracketCombine(
-  dtypes: Int32Array,
-  inputs: readonly (Float32Array | U16)[],
-  n: number,
-  w: Float32Array,
-  bands: Float64Array,
-  offset: number,
-  outDtype: CastDType,
-  out: Float32Array | U16,
-  lambda: number,
-  normalize: boolean,
-  election: SignElection,
-  models: boolean,
-  brackets: Float64Array,
-  lists: readonly Int32Array[],
-  counts: Float64Array,
-  pendingIndex: Float64Array,
-  pendingValues: readonly Float32Array[],
-  pendingCount: Float64Array,
-): void {
-  tiesCombine(dtypes, inputs, n, w, bands, offset, outDtype, out, lambda, normalize, election, models);
-  const { base, rows } = taskRows('tiesBracketCombine', dtypes, inputs, n, models);
-  const k = rows.length;
-  if (brackets.length < 4 * k || lists.length !== 2 * k || counts.length < 8 * k || pendingValues.length !== k + 1) {
-    throw new Error(`tiesBracketCombine: ${k} rows need 4k bracket bounds, 2k lists, 8k counts and k + 1 pending value arrays`);
-  }
-  const pending = new Uint8Array(n);
-  rows.forEach((r, j) => {
-    const u = magnitudes(r, n);
-    for (let s = 2 * j; s < 2 * j + 2; s++) {
-      const lo = brackets[2 * s], hi = brackets[2 * s + 1];
-      if (lo > hi) continue;
-      magnitudeBracket(Int32Array.of(CastDType.F32), [r], n, lo, hi, lists[s], counts.subarray(4 * s, 4 * s + 4));
-      for (let i = 0; i < n; i++) if ((u[i] & 0x7fffffff) >= lo && (u[i] & 0x7fffffff) <= hi) pending[i] = 1;
-    }
-  });
-  for (let i = 0; i < n; i++) {
-    if (!pending[i]) continue;
-    const p = pendingCount[0]++;
-    if (p >= pendingIndex.length) continue;
-    pendingIndex[p] = offset + i;
-    pendingValues[0][p] = base[i];
-    rows.forEach((r, j) => (pendingValues[j + 1][p] = r[i]));
-  }
 }
