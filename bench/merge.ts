@@ -7,14 +7,20 @@
  * speeds (goal ≥ 80%) and the peak RSS against 3× the largest tensor (in f32, the unit merges compute in) plus one
  * output shard. Since one disk both reads the inputs and writes the output (fsync'd), it also prints the ceiling
  * that sets: bytes read / (read time + write time at the measured speeds); and it runs each merge again with the
- * output in memory (/dev/shm), where the disk only reads. Each row is the median of `--repeat` runs (default 3).
+ * output in memory (/dev/shm), where the disk only reads. After each cold merge it runs the same merge again with
+ * its inputs still in the page cache and its output in memory: that warm merge's GB/s against the disk's read speed
+ * is the most any overlap of reading with computing could reach on this machine (the "compute ceiling" column).
+ * Reading from the disk costs CPU as well (the kernel's page-cache and interrupt work, on the same cores): each read
+ * above also measures the machine's busy CPU seconds per GB, and the "CPU ceiling" is what the cores allow when they
+ * do both the warm merge's work and the reading's, spread evenly. Each row is the median of `--repeat` runs
+ * (default 3).
  *
  * Run: `npm run bench:merge` (or `node --import tsx bench/merge.ts [--layers N] [--dir DIR] [--repeat N] [--keep]`).
  * Dropping the page cache needs root; without it the numbers are for cached reads and say so.
  */
 import { spawnSync } from 'node:child_process';
-import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, readSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
+import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ShardWriter, type TensorSpec } from '../src/merge/shard-writer.js';
@@ -75,31 +81,56 @@ function dropCaches(): boolean {
 
 const shardFiles = (dirs: string[]) => dirs.flatMap((d) => readdirSync(d).filter((x) => x.endsWith('.safetensors')).map((f) => join(d, f)));
 
-/** Read speed (GB/s) of every shard under `dirs`, one after the other in 16 MiB reads, with the page cache dropped first. */
-function sequentialReadSpeed(dirs: string[]): number {
+const TICK = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout) || 100;
+
+/**
+ * The machine's busy CPU time so far, in seconds: user, nice, system, and hard and soft interrupts (where a disk's
+ * completions run) over every core, from /proc/stat.
+ */
+function busySeconds(): number {
+  const [, user, nice, system, , , irq, softirq] = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).map(Number);
+  return (user + nice + system + irq + softirq) / TICK;
+}
+
+/** A cold read: its speed (GB/s) and the CPU it cost the machine, in seconds per GB (the kernel's work included). */
+interface Read {
+  gbps: number;
+  cpuPerGB: number;
+}
+
+/** Times `read` (which reads `bytes`) with the page cache dropped first. */
+function coldRead(bytes: number, read: () => void): Read {
   dropCaches();
-  const buf = Buffer.allocUnsafe(16 << 20);
-  let bytes = 0;
-  const t0 = performance.now();
-  for (const file of shardFiles(dirs)) {
-    const fd = openSync(file, 'r');
-    for (let n; (n = readSync(fd, buf, 0, buf.length, null)) > 0; ) bytes += n;
-    closeSync(fd);
-  }
-  return bytes / 1e9 / ((performance.now() - t0) / 1000);
+  const t0 = performance.now(), busy0 = busySeconds();
+  read();
+  const busy = busySeconds() - busy0;
+  return { gbps: bytes / 1e9 / ((performance.now() - t0) / 1000), cpuPerGB: busy / (bytes / 1e9) };
+}
+
+const totalBytes = (files: string[]) => files.reduce((a, f) => a + statSync(f).size, 0);
+
+/** Every shard under `dirs` read one after the other in 16 MiB reads. */
+function sequentialRead(dirs: string[]): Read {
+  const buf = Buffer.allocUnsafe(16 << 20), files = shardFiles(dirs);
+  return coldRead(totalBytes(files), () => {
+    for (const file of files) {
+      const fd = openSync(file, 'r');
+      while (readSync(fd, buf, 0, buf.length, null) > 0);
+      closeSync(fd);
+    }
+  });
 }
 
 /**
- * Read speed (GB/s) of every shard under `dirs` read all at once, one `cat` each, with the page cache dropped first:
- * a virtual disk serves several streams faster than one, and a merge reads with two (its own and the read-ahead's).
+ * Every shard under `dirs` read all at once, one `cat` each: a virtual disk serves several streams faster than one,
+ * and a merge reads with two (its own and the read-ahead's).
  */
-function parallelReadSpeed(dirs: string[]): number {
-  dropCaches();
+function parallelRead(dirs: string[]): Read {
   const files = shardFiles(dirs);
-  const t0 = performance.now();
-  const r = spawnSync('sh', ['-c', 'for f in "$@"; do cat "$f" > /dev/null & done; wait', 'sh', ...files]);
-  if (r.status !== 0) throw new Error(`reading the shards failed: ${r.stderr}`);
-  return files.reduce((a, f) => a + statSync(f).size, 0) / 1e9 / ((performance.now() - t0) / 1000);
+  return coldRead(totalBytes(files), () => {
+    const r = spawnSync('sh', ['-c', 'for f in "$@"; do cat "$f" > /dev/null & done; wait', 'sh', ...files]);
+    if (r.status !== 0) throw new Error(`reading the shards failed: ${r.stderr}`);
+  });
 }
 
 /** Sequential write speed (GB/s) of 256 MB in 16 MiB writes, fsync'd as the shard writer does. */
@@ -131,9 +162,18 @@ function child(method: string, root: string, outRoot: string): void {
       ? `merge_method: linear\nmodels:\n  - {model: ${a}, parameters: {weight: 1}}\n  - {model: ${b}, parameters: {weight: 1}}\n`
       : `merge_method: ties\nbase_model: ${base}\nmodels:\n  - {model: ${a}, parameters: {weight: 1, density: 0.5}}\n  - {model: ${b}, parameters: {weight: 1, density: 0.5}}\n`;
   const out = join(outRoot, `peftjs-bench-merge-out-${method}`);
+  const cpu0 = process.cpuUsage();
   const r = runMerge(parseMergeConfig(yaml), out, { maxShardBytes: SHARD_BYTES });
-  process.stdout.write(JSON.stringify(r) + '\n');
+  const cpu = process.cpuUsage(cpu0);
+  process.stdout.write(JSON.stringify({ ...r, cpuSeconds: (cpu.user + cpu.system) / 1e6 }) + '\n');
   rmSync(out, { recursive: true, force: true });
+}
+
+/** Runs a merge in a fresh process (see child) and returns its report. */
+function merge(method: string, root: string, outRoot: string): { bytesRead: number; bytesWritten: number; seconds: number; peakRssBytes: number; cpuSeconds: number } {
+  const r = spawnSync(process.execPath, ['--import', 'tsx', fileURLToPath(import.meta.url), '--child', method, root, outRoot], { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`${method} merge failed:\n${r.stderr}`);
+  return JSON.parse(r.stdout.trim().split('\n').pop()!);
 }
 
 function main(): void {
@@ -163,30 +203,36 @@ function main(): void {
   const repeat = Number(opt('--repeat', '3'));
   const bound = 3 * largestF32 + SHARD_BYTES;
   console.log(`each row: the median of ${repeat} runs, each merge against the disk read measured just before it (the range of those ratios in brackets)`);
-  console.log('| merge | output to | disk read: sequential, parallel | GB read | seconds | GB/s | vs disk (the better read) | disk ceiling | peak RSS | 3×largest(f32)+shard | within |');
-  console.log('|---|---|---|---|---|---|---|---|---|---|---|');
+  console.log('| merge | output to | disk read: sequential, parallel | GB read | seconds | GB/s | vs disk (the better read) | disk ceiling | compute ceiling | CPU ceiling (reading: CPU s/GB) | peak RSS | 3×largest(f32)+shard | within |');
+  console.log('|---|---|---|---|---|---|---|---|---|---|---|---|---|');
   for (const method of ['linear', 'ties']) {
     for (const [where, outRoot] of outputs) {
       const inputs = method === 'linear' ? ['a', 'b'] : ['base', 'a', 'b'];
       const dirs = inputs.map((d) => join(root, d));
       const runs = Array.from({ length: repeat }, () => {
         // The disk's best of the two ways to read the same bytes.
-        const sequential = sequentialReadSpeed(dirs), parallel = parallelReadSpeed(dirs), disk = Math.max(sequential, parallel);
+        const reads = [sequentialRead(dirs), parallelRead(dirs)];
+        const [sequential, parallel] = reads.map((r) => r.gbps), disk = Math.max(sequential, parallel);
+        // Reading from this disk costs the machine's cores too: the cheaper of the two reads, per GB.
+        const readCpuPerGB = Math.min(...reads.map((r) => r.cpuPerGB));
         dropCaches();
-        const r = spawnSync(process.execPath, ['--import', 'tsx', fileURLToPath(import.meta.url), '--child', method, root, outRoot], { encoding: 'utf8' });
-        if (r.status !== 0) throw new Error(`${method} merge failed:\n${r.stderr}`);
-        const rep = JSON.parse(r.stdout.trim().split('\n').pop()!) as { bytesRead: number; bytesWritten: number; seconds: number; peakRssBytes: number };
+        const rep = merge(method, root, outRoot);
+        // The same merge with its inputs cached and its output in memory: how fast it computes.
+        const warm = merge(method, root, outputs[outputs.length - 1][1]);
         const gbps = rep.bytesRead / 1e9 / rep.seconds;
         // The most a merge can reach when the disk reads the inputs and writes the (fsync'd) output one after the other.
         const ceiling = where === 'disk' ? rep.bytesRead / (rep.bytesRead / disk + rep.bytesWritten / write) : disk;
-        return { sequential, parallel, disk, gbps, ratio: gbps / disk, ceiling: ceiling / disk, ...rep };
+        // With the cores the bound: the warm merge's CPU time plus the reading's, spread over every core.
+        const cores = cpus().length, readCpu = (readCpuPerGB * rep.bytesRead) / 1e9;
+        const cpuBound = rep.bytesRead / 1e9 / ((warm.cpuSeconds + readCpu) / cores);
+        return { sequential, parallel, disk, gbps, ratio: gbps / disk, ceiling: ceiling / disk, compute: warm.bytesRead / 1e9 / warm.seconds / disk, cpu: cpuBound / disk, readCpuPerGB, ...rep };
       });
       const m = (f: (r: (typeof runs)[number]) => number) => median(runs.map(f));
       const ratios = runs.map((r) => r.ratio);
       const rss = Math.max(...runs.map((r) => r.peakRssBytes));
       console.log(
         `| ${method} | ${where} | ${m((r) => r.sequential).toFixed(2)}, ${m((r) => r.parallel).toFixed(2)} GB/s | ${(runs[0].bytesRead / 1e9).toFixed(2)} | ${m((r) => r.seconds).toFixed(2)} | ` +
-          `${m((r) => r.gbps).toFixed(2)} | ${pct(m((r) => r.ratio))} (${pct(Math.min(...ratios))}–${pct(Math.max(...ratios))}) | ${pct(m((r) => r.ceiling))} | ` +
+          `${m((r) => r.gbps).toFixed(2)} | ${pct(m((r) => r.ratio))} (${pct(Math.min(...ratios))}–${pct(Math.max(...ratios))}) | ${pct(m((r) => r.ceiling))} | ${pct(m((r) => r.compute))} | ${pct(m((r) => r.cpu))} (${m((r) => r.readCpuPerGB).toFixed(2)}) | ` +
           `${(rss / 1e9).toFixed(2)} GB | ${(bound / 1e9).toFixed(2)} GB | ${rss <= bound ? 'yes' : 'no'} |`,
       );
     }
