@@ -81,15 +81,18 @@ function dropCaches(): boolean {
 
 const shardFiles = (dirs: string[]) => dirs.flatMap((d) => readdirSync(d).filter((x) => x.endsWith('.safetensors')).map((f) => join(d, f)));
 
-const TICK = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout) || 100;
+/** /proc/stat's clock ticks per second, asked for once (only the parent process reads /proc/stat). */
+let tick = 0;
 
 /**
  * The machine's busy CPU time so far, in seconds: user, nice, system, and hard and soft interrupts (where a disk's
- * completions run) over every core, from /proc/stat.
+ * completions run) over every core, from /proc/stat; NaN where there is none (not Linux).
  */
 function busySeconds(): number {
+  if (!existsSync('/proc/stat')) return NaN;
+  tick ||= Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout) || 100;
   const [, user, nice, system, , , irq, softirq] = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).map(Number);
-  return (user + nice + system + irq + softirq) / TICK;
+  return (user + nice + system + irq + softirq) / tick;
 }
 
 /** A cold read: its speed (GB/s) and the CPU it cost the machine, in seconds per GB (the kernel's work included). */
