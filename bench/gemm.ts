@@ -1,7 +1,8 @@
 /**
  * GEMM throughput through the engine (`pj.matmul` on tensors: op dispatch, output allocation from the pool, the N-API
  * call, argument checks, the primitive cache) against the raw library call timed inside C++ (`benchRawGemm`:
- * cblas_sgemm for f32, a pre-built oneDNN matmul for bf16), at shapes typical of LoRA training. Goal ≥ 0.9x.
+ * cblas_sgemm for f32, a pre-built oneDNN matmul for bf16 — sgemm where oneDNN has no bf16 matmul, an AVX2-only CPU
+ * on which `gemm` widens bf16 operands to f32), at shapes typical of LoRA training. Goal ≥ 0.9x.
  *
  * Run: `node --import tsx bench/gemm.ts`
  */

@@ -6,7 +6,8 @@
  * random weights, LoRA r=8 α=16 on all 7 projections, AdamW lr 1e-3, one step = forward + backward + update of a
  * [B, T+1] batch of random tokens. Prints tokens/s (median step after 2 warm-up steps), the ratio peftjs/PyTorch,
  * and the achieved GFLOP/s against the machine's bf16 peak, measured at start as the best rate of oneDNN on a
- * 1024³ bf16 GEMM called straight from C++ (`benchRawGemm`) with the same threads.
+ * 1024³ bf16 GEMM called straight from C++ (`benchRawGemm`) with the same threads (OpenBLAS sgemm where oneDNN has
+ * no bf16 matmul: an AVX2-only CPU, where the addon widens bf16 operands to f32).
  * `--profile` adds where peftjs's time goes, per kernel.
  */
 import { spawnSync } from 'node:child_process';
@@ -150,7 +151,7 @@ function main(): void {
   const peak = measurePeakBF16();
   if (args.includes('--profile')) instrumentKernels();
   console.log(`LoRA r=8 α=16 on ${TARGETS.length} projections; tokens/s = B·T / median step (after 2 warm-up steps)`);
-  console.log(`bf16 peak: ${peak ? `${peak.toFixed(0)} GFLOP/s (oneDNN 1024³ bf16 GEMM, ${backend().getNumThreads()} threads)` : 'not measured (no native backend)'}`);
+  console.log(`bf16 peak: ${peak ? `${peak.toFixed(0)} GFLOP/s (1024³ bf16 GEMM straight to the library — oneDNN, or OpenBLAS sgemm on a CPU where oneDNN has no bf16 matmul — ${backend().getNumThreads()} threads)` : 'not measured (no native backend)'}`);
   console.log(`${'config'.padEnd(8)} ${'prec'.padEnd(5)} ${'peftjs tok/s'.padStart(13)} ${'torch tok/s'.padStart(12)} ${'ratio'.padStart(7)} ${'step ms'.padStart(9)} ${'GFLOP/s'.padStart(8)} ${'% of bf16 peak'.padStart(15)}`);
   for (const name of names.length ? names : (Object.keys(CONFIGS) as ConfigName[])) {
     const steps = stepsArg >= 0 ? Number(args[stepsArg + 1]) : DEFAULT_STEPS[name];

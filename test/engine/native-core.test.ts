@@ -141,6 +141,15 @@ test('gemm: large bf16 shape (multi-threaded oneDNN path) against double precisi
   checkGemm(GemmDType.BF16, { batch: 2, M: 130, N: 96, K: 300, transA: false, transB: true, strideA: 130 * 300, strideB: 0, strideC: 130 * 96, alpha: 0.125, beta: 1 }, 7);
 });
 
+test('benchRawGemm times both dtypes on any CPU (bf16 where oneDNN has no bf16 matmul too) and rejects other dtypes', () => {
+  // On an AVX2-only CPU oneDNN cannot build a bf16 matmul; this call used to abort the process there.
+  for (const dtype of [GemmDType.F32, GemmDType.BF16]) {
+    const seconds = k.benchRawGemm(dtype, 16, 8, 32, 2);
+    assert.ok(seconds > 0 && seconds < 10, `dtype ${dtype}: ${seconds} s`);
+  }
+  assert.throws(() => k.benchRawGemm(2 as GemmDType, 4, 4, 4, 1), /dtype must be 0 \(f32\) or 1 \(bf16\)/);
+});
+
 /** The bf16 nearest to x with ties to even, found by comparing distances in double (an independent oracle). */
 function bf16Oracle(x: number): number {
   if (Number.isNaN(x)) return NaN;
