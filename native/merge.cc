@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <memory>
 #include <vector>
 #if defined(__AVX2__)
 #include <immintrin.h>
@@ -175,6 +176,24 @@ inline int32_t collectInside(const uint32_t* u, int32_t m, uint32_t lo, uint32_t
   return got;
 }
 
+// A thread's list of entries found by a bracket pass. It keeps its memory from call to call and grows without
+// zero-filling: a fresh std::vector per call, resized per tile, cost as much as the count itself.
+struct FoundList {
+  std::unique_ptr<int32_t[]> data;
+  int64_t size = 0, capacity = 0;
+  // Room for `more` entries after the first `size`.
+  int32_t* room(int64_t more) {
+    if (size + more > capacity) {
+      capacity = std::max(2 * capacity, size + more);
+      std::unique_ptr<int32_t[]> grown(new int32_t[capacity]);
+      std::copy(data.get(), data.get() + size, grown.get());
+      data = std::move(grown);
+    }
+    return data.get() + size;
+  }
+};
+thread_local FoundList tFound;
+
 void checkBins(const Args& a, int64_t bins, int64_t shift) {
   if (bins == 0 || bins > (1 << 16) || (bins & (bins - 1)) != 0) a.fail("bins must be a power of two ≤ 65536, got " + std::to_string(bins));
   if (shift > 31) a.fail("shift must be ≤ 31, got " + std::to_string(shift));
@@ -272,20 +291,33 @@ void tiesTiles(const std::vector<Typed>& in, bool models, int64_t n, const float
         const int32_t low = r.low, high = r.high;
         const int32_t lowFrom = static_cast<int32_t>(std::clamp<int64_t>(r.lowCut - offset - i0, 0, m));
         const int32_t highTo = static_cast<int32_t>(std::clamp<int64_t>(r.highCut - offset - i0, 0, m));
-        withConverter(in[j + 1].dtype, in[j + 1].data, [&](auto p, auto cvt) {
-          p += i0;
+        // τⱼ trimmed to its band by keep(b, i) (b: entry i's magnitude bits), weighted, and its vote.
+        const auto trim = [&](auto keep) {
+          withConverter(in[j + 1].dtype, in[j + 1].data, [&](auto p, auto cvt) {
+            p += i0;
 #pragma omp simd
-          for (int32_t i = 0; i < m; i++) {
-            const float x = cvt(p[i]) - subtract[i];
-            int32_t b;
-            std::memcpy(&b, &x, 4);
-            b &= 0x7FFFFFFF;
-            const bool keep = ((b > low) | ((b == low) & (i >= lowFrom))) & ((b < high) | ((b == high) & (i < highTo)));
-            const float v = keep ? wj * x : 0.f;
-            vj[i] = v;
-            vote[i] += kElection == kCount ? static_cast<float>(v > 0) - static_cast<float>(v < 0) : v;
-          }
-        });
+            for (int32_t i = 0; i < m; i++) {
+              const float x = cvt(p[i]) - subtract[i];
+              uint32_t b;
+              std::memcpy(&b, &x, 4);
+              const float v = keep(b & 0x7FFFFFFFu, i) ? wj * x : 0.f;
+              vj[i] = v;
+              vote[i] += kElection == kCount ? static_cast<float>(v > 0) - static_cast<float>(v < 0) : v;
+            }
+          });
+        };
+        if ((lowFrom > 0 && lowFrom < m) || (highTo > 0 && highTo < m)) {
+          trim([=](uint32_t u, int32_t i) {
+            const int32_t b = static_cast<int32_t>(u);
+            return ((b > low) | ((b == low) & (i >= lowFrom))) & ((b < high) | ((b == high) & (i < highTo)));
+          });
+        } else {
+          // No cut inside the tile, so the band is lo ≤ b ≤ hi for every entry: one unsigned compare of b − lo (an
+          // empty band, lo > hi, becomes lo = 2³¹ with span 0, which no magnitude passes).
+          const int64_t lo = static_cast<int64_t>(low) + (lowFrom == m), hi = static_cast<int64_t>(high) - (highTo == 0);
+          const uint32_t l = lo > hi ? 0x80000000u : static_cast<uint32_t>(lo), span = lo > hi ? 0u : static_cast<uint32_t>(hi - lo);
+          trim([=](uint32_t b, int32_t) { return b - l <= span; });
+        }
       }
       float acc[kTile], agree[kTile];
 #pragma omp simd
@@ -351,7 +383,8 @@ PEFTJS_EXPORT(magnitudeBracket) {
   constexpr int32_t kTile = 256;
 #pragma omp parallel num_threads(threads) reduction(+ : below, equal, inner, top)
   {
-    std::vector<int32_t> found;
+    FoundList& found = tFound;
+    found.size = 0;
     float v[kTile];
 #pragma omp for schedule(static) nowait
     for (int64_t t = 0; t < (n + kTile - 1) / kTile; t++) {
@@ -374,15 +407,13 @@ PEFTJS_EXPORT(magnitudeBracket) {
       inner += ci;
       top += ct;
       if (ci > 0) {
-        const size_t at = found.size();
-        found.resize(at + m);
-        found.resize(at + collectInside(u, m, lo, hi, found.data() + at));
+        found.size += collectInside(u, m, lo, hi, found.room(m));
       }
     }
 #pragma omp critical
     {
-      const int64_t take = std::max<int64_t>(0, std::min<int64_t>(static_cast<int64_t>(found.size()), capacity - filled));
-      std::copy(found.begin(), found.begin() + take, list + filled);
+      const int64_t take = std::max<int64_t>(0, std::min<int64_t>(found.size, capacity - filled));
+      std::copy(found.data.get(), found.data.get() + take, list + filled);
       filled += take;
     }
   }
