@@ -265,6 +265,7 @@ PEFTJS_EXPORT(gemm) {
 PEFTJS_EXPORT(benchRawGemm) {
   Args a(info, "benchRawGemm");
   const double d = a.num(0);
+  if (d != 0 && d != 1) a.fail("dtype must be 0 (f32) or 1 (bf16)");
   const int64_t M = sizeArg(a, 1, "M"), N = sizeArg(a, 2, "N"), K = sizeArg(a, 3, "K");
   const int64_t iters = sizeArg(a, 4, "iters");
   if (M == 0 || N == 0 || K == 0 || M > INT32_MAX || N > INT32_MAX || K > INT32_MAX)
@@ -276,7 +277,6 @@ PEFTJS_EXPORT(benchRawGemm) {
   for (float& v : B) v = u(rng);
   using clock = std::chrono::steady_clock;
   std::chrono::duration<double> elapsed{};
-  if (d != 0 && d != 1) a.fail("dtype must be 0 (f32) or 1 (bf16)");
   if (d == 0 || !hasBF16Matmul()) {
     auto run = [&] {
       cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, N, K, 1.f, A.data(), K, B.data(), N, 0.f, C.data(), N);

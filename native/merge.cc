@@ -220,6 +220,15 @@ RowBand rowBand(const double* b) {
   return r;
 }
 
+// Magnitude bits from ≤ b ≤ to as one unsigned compare: b is kept when b − lo ≤ span (mod 2³²). An empty range
+// (from > to) becomes lo = 2³¹ with span 0, which no magnitude (< 2³¹) passes.
+struct MagnitudeRange {
+  uint32_t lo, span;
+  MagnitudeRange(int64_t from, int64_t to)
+      : lo(from > to ? 0x80000000u : static_cast<uint32_t>(from)), span(from > to ? 0u : static_cast<uint32_t>(to - from)) {}
+  bool keeps(uint32_t b) const { return b - lo <= span; }
+};
+
 // out[i] = value(i) for i < m, written as `dtype`: one vectorised pass that computes and stores.
 template <typename F>
 void storeWith(int64_t dtype, void* out, int32_t m, F value) {
@@ -312,11 +321,9 @@ void tiesTiles(const std::vector<Typed>& in, bool models, int64_t n, const float
             return ((b > low) | ((b == low) & (i >= lowFrom))) & ((b < high) | ((b == high) & (i < highTo)));
           });
         } else {
-          // No cut inside the tile, so the band is lo ≤ b ≤ hi for every entry: one unsigned compare of b − lo (an
-          // empty band, lo > hi, becomes lo = 2³¹ with span 0, which no magnitude passes).
-          const int64_t lo = static_cast<int64_t>(low) + (lowFrom == m), hi = static_cast<int64_t>(high) - (highTo == 0);
-          const uint32_t l = lo > hi ? 0x80000000u : static_cast<uint32_t>(lo), span = lo > hi ? 0u : static_cast<uint32_t>(hi - lo);
-          trim([=](uint32_t b, int32_t) { return b - l <= span; });
+          // No cut inside the tile, so the band is one range of magnitudes for every entry.
+          const MagnitudeRange band(static_cast<int64_t>(low) + (lowFrom == m), static_cast<int64_t>(high) - (highTo == 0));
+          trim([=](uint32_t b, int32_t) { return band.keeps(b); });
         }
       }
       float acc[kTile], agree[kTile];
@@ -470,14 +477,9 @@ PEFTJS_EXPORT(keepMagnitudeBand) {
     const int64_t begin = cuts[s], end = cuts[s + 1], at = offset + begin;
     if (begin == end) continue;
     // Entries equal to low are dropped before lowCut; those equal to high from highCut on.
-    const int64_t lo = std::max<int64_t>(0, low + (at < lowCut)), hi = std::min<int64_t>(0x7FFFFFFF, high - (at >= highCut));
+    const MagnitudeRange band(std::max<int64_t>(0, low + (at < lowCut)), std::min<int64_t>(0x7FFFFFFF, high - (at >= highCut)));
     uint32_t* y = x + begin;
-    if (lo > hi) {
-      parallelFor(end - begin, [=](int64_t i) { y[i] = 0; });
-      continue;
-    }
-    const uint32_t l = static_cast<uint32_t>(lo), span = static_cast<uint32_t>(hi - lo);
-    parallelFor(end - begin, [=](int64_t i) { y[i] = ((y[i] & 0x7FFFFFFFu) - l) <= span ? y[i] : 0u; });
+    parallelFor(end - begin, [=](int64_t i) { y[i] = band.keeps(y[i] & 0x7FFFFFFFu) ? y[i] : 0u; });
   }
   return info.Env().Undefined();
 }
