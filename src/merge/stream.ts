@@ -5,7 +5,7 @@
  * per-tensor magnitude thresholds) are streamed in chunks of a fixed number of elements read in each input's own
  * dtype, so memory is a few chunks whatever the tensor size; the others get the whole tensor's inputs in f32.
  * A worker reads ahead of the merge (prefetch.ts) and another writes behind it (write-behind.ts), so disk reads and
- * writes overlap compute. Files other than weights (config.json, tokenizer, …) are copied from the base.
+ * writes overlap compute; the largest tensor is merged last (see mergeOrder). Files other than weights (config.json, tokenizer, …) are copied from the base.
  */
 import { closeSync, copyFileSync, existsSync, openSync, readdirSync, readFileSync, readSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -130,6 +130,18 @@ export function countLayers(dir: string | null, names: readonly string[]): numbe
   return 1 + Math.max(-1, ...names.map((n) => layerIndex(n) ?? -1));
 }
 
+/**
+ * The order in which tensors of the given byte sizes are merged: the checkpoint's, with its largest tensor (the first
+ * of equals) moved last. A merge cannot start on a tensor until it is read in every input (TIES and Breadcrumbs
+ * sample it whole first; the whole-tensor methods read it whole), so a large first tensor, the embedding in most
+ * checkpoints, held up the start with nothing to overlap its read; last, the read-ahead has read it long before the
+ * merge gets there. Where each tensor lands in the output does not change.
+ */
+export function mergeOrder(sizes: readonly number[]): number[] {
+  const largest = sizes.reduce((m, s, i) => (s > sizes[m] ? i : m), 0);
+  return [...sizes.keys()].filter((i) => i !== largest).concat(sizes.length > 0 ? [largest] : []);
+}
+
 /** Merges whole checkpoints tensor by tensor into `opts.out`; see the module comment. */
 export function mergeCheckpoints(opts: StreamMergeOptions): MergeReport {
   const started = performance.now();
@@ -159,7 +171,8 @@ export function mergeCheckpoints(opts: StreamMergeOptions): MergeReport {
     const windowBytes = Math.max(16 * chunkElements * 4, Math.floor((2 * largestBytes) / paths.length));
     const ranges = (reader = new RangeReader(paths.length, chunkElements, opts.mapInputs ?? true, windowBytes));
     // What each tensor reads: every input for floating tensors, the reference's own for the copied ones.
-    const reads = names.map((n) => (isFloatDType(ref.info(n).dtype) ? sources.map((s) => s.info(n)) : [ref.info(n)]));
+    const order = mergeOrder(names.map((n) => ref.info(n).byteLength));
+    const reads = order.map((i) => names[i]).map((n) => (isFloatDType(ref.info(n).dtype) ? sources.map((s) => s.info(n)) : [ref.info(n)]));
     const bytesTotal = reads.reduce((a, r) => a + r.reduce((b, i) => b + i.byteLength, 0), 0);
     const large = bytesTotal >= 256_000_000;
     const writer = new ShardWriter(opts.out, specs, opts.maxShardBytes ?? 5_000_000_000, { writeBehind: opts.writeBehind ?? large });
@@ -168,10 +181,10 @@ export function mergeCheckpoints(opts: StreamMergeOptions): MergeReport {
     }
     let bytesRead = 0;
     try {
-      names.forEach((name, index) => {
+      order.map((i) => names[i]).forEach((name, index) => {
         prefetch?.at(index);
         const info = ref.info(name);
-        const spec = specs[index];
+        const spec = specs[order[index]];
         if (!isFloatDType(info.dtype)) {
           // Integer buffers (position ids, masks) are not merged: the reference checkpoint's are kept.
           writer.write(name, ref.read(name));

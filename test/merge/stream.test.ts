@@ -12,6 +12,7 @@ import { linear } from '../../src/merge/methods/linear.js';
 import { slerp } from '../../src/merge/methods/slerp.js';
 import { dare } from '../../src/merge/methods/dare.js';
 import { breadcrumbs } from '../../src/merge/methods/breadcrumbs.js';
+import { mergeOrder } from '../../src/merge/stream.js';
 import { Rng } from '../helpers/random.js';
 
 const LAYERS = 3;
@@ -71,9 +72,10 @@ models:
 parameters: {lambda: 0.9}
 `);
   const out = join(tmp, 'out-ties');
-  const seen: number[] = [];
-  const report = runMerge(config, out, { maxShardBytes: 500, onProgress: (p) => seen.push(p.index) });
+  const seen: string[] = [];
+  const report = runMerge(config, out, { maxShardBytes: 500, onProgress: (p) => seen.push(p.name) });
   assert.equal(seen.length, SHAPES.length + 1);
+  assert.equal(seen.at(-1), 'model.layers.0.mlp.up_proj.weight', 'the largest tensor is merged last');
   assert.ok(report.files.length > 1, 'several output shards');
   assert.ok(existsSync(join(out, 'model.safetensors.index.json')));
   assert.equal(readFileSync(join(out, 'tokenizer.json'), 'utf8'), '{"seed": 1}', 'non-weight files come from the base');
@@ -92,6 +94,13 @@ parameters: {lambda: 0.9}
   const src = openCheckpointTensors(out);
   assert.deepEqual(src.read('model.position_ids'), new BigInt64Array([0n, 1n, 2n, 1n]));
   src.close();
+});
+
+test('mergeOrder: checkpoint order with the largest tensor (the first of equals) last', () => {
+  assert.deepEqual(mergeOrder([5, 9, 3, 9, 1]), [0, 2, 3, 4, 1]);
+  assert.deepEqual(mergeOrder([4, 2]), [1, 0]);
+  assert.deepEqual(mergeOrder([1, 2]), [0, 1]);
+  assert.deepEqual(mergeOrder([]), []);
 });
 
 test('linear, slerp (slices form, per-filter t), dare and breadcrumbs through configs match the pure functions', () => {
