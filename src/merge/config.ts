@@ -220,7 +220,7 @@ export function layerPosition(ctx: TensorContext): number {
 /** Options of {@link runMerge}. */
 export interface RunMergeOptions {
   maxShardBytes?: number;
-  /** Elements per range of the streamed (element-wise) methods (default 2¹⁹). */
+  /** Elements per range of the streamed (element-wise) methods (default 2²¹). */
   chunkElements?: number;
   /** Read ahead in a worker thread (default: inputs of 256 MB or more). */
   prefetch?: boolean;
