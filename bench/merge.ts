@@ -156,7 +156,6 @@ const median = (xs: number[]) => {
 };
 const pct = (x: number) => `${(100 * x).toFixed(0)}%`;
 
-const dirSize = (d: string) => readdirSync(d).reduce((a, f) => a + statSync(join(d, f)).size, 0);
 
 function child(method: string, root: string, outRoot: string): void {
   const base = join(root, 'base'), a = join(root, 'a'), b = join(root, 'b');
@@ -196,10 +195,11 @@ function main(): void {
   const cold = dropCaches();
   const list = specs(layers);
   const largestF32 = Math.max(...list.map((s) => s.shape.reduce((x, y) => x * y, 1) * 4));
-  console.log(`checkpoints: 3 × ${(dirSize(join(root, 'base')) / 1e9).toFixed(2)} GB bf16, ${layers} layers, largest tensor ${(largestF32 / 4 / 1e6).toFixed(1)}M params`);
+  const checkpointBytes = totalBytes(shardFiles([join(root, 'base')]));
+  console.log(`checkpoints: 3 × ${(checkpointBytes / 1e9).toFixed(2)} GB bf16, ${layers} layers, largest tensor ${(largestF32 / 4 / 1e6).toFixed(1)}M params`);
   if (!cold) console.log('CACHED — not root, cannot drop the page cache: the read speeds below are for cached reads');
   const write = writeSpeed(root);
-  console.log(`disk sequential write (fsync'd): ${write.toFixed(2)} GB/s — every merge writes one checkpoint (${(dirSize(join(root, 'base')) / 1e9).toFixed(2)} GB), ${(dirSize(join(root, 'base')) / 1e9 / write).toFixed(2)} s of it`);
+  console.log(`disk sequential write (fsync'd): ${write.toFixed(2)} GB/s — every merge writes one checkpoint (${(checkpointBytes / 1e9).toFixed(2)} GB), ${(checkpointBytes / 1e9 / write).toFixed(2)} s of it`);
   // The output goes to the checkpoints' disk (end to end), and to memory (/dev/shm) where there is one: then the disk
   // only reads, and the row shows how fast the merge consumes its inputs.
   const outputs: [string, string][] = [['disk', root], ...(existsSync('/dev/shm') ? [['memory', '/dev/shm'] as [string, string]] : [])];

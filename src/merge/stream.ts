@@ -5,7 +5,8 @@
  * per-tensor magnitude thresholds) are streamed in chunks of a fixed number of elements read in each input's own
  * dtype, so memory is a few chunks whatever the tensor size; the others get the whole tensor's inputs in f32.
  * A worker reads ahead of the merge (prefetch.ts) and another writes behind it (write-behind.ts), so disk reads and
- * writes overlap compute; the largest tensor is merged last (see mergeOrder). Files other than weights (config.json, tokenizer, …) are copied from the base.
+ * writes overlap compute; the largest tensor is merged last (see mergeOrder). Files other than weights (config.json,
+ * tokenizer, …) are copied from the base.
  */
 import { closeSync, copyFileSync, existsSync, openSync, readdirSync, readFileSync, readSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -175,7 +176,7 @@ export function mergeCheckpoints(opts: StreamMergeOptions): MergeReport {
     const ranges = (reader = new RangeReader(paths.length, chunkElements, opts.mapInputs ?? true, windowBytes));
     // What each tensor reads: every input for floating tensors, the reference's own for the copied ones.
     const order = mergeOrder(names.map((n) => ref.info(n).byteLength));
-    const reads = order.map((i) => names[i]).map((n) => (isFloatDType(ref.info(n).dtype) ? sources.map((s) => s.info(n)) : [ref.info(n)]));
+    const reads = order.map((t) => names[t]).map((n) => (isFloatDType(ref.info(n).dtype) ? sources.map((s) => s.info(n)) : [ref.info(n)]));
     const bytesTotal = reads.reduce((a, r) => a + r.reduce((b, i) => b + i.byteLength, 0), 0);
     const large = bytesTotal >= 256_000_000;
     const writer = new ShardWriter(opts.out, specs, opts.maxShardBytes ?? 5_000_000_000, { writeBehind: opts.writeBehind ?? large });
@@ -184,10 +185,10 @@ export function mergeCheckpoints(opts: StreamMergeOptions): MergeReport {
     }
     let bytesRead = 0;
     try {
-      order.map((i) => names[i]).forEach((name, index) => {
+      order.forEach((t, index) => {
         prefetch?.at(index);
+        const name = names[t], spec = specs[t];
         const info = ref.info(name);
-        const spec = specs[order[index]];
         if (!isFloatDType(info.dtype)) {
           // Integer buffers (position ids, masks) are not merged: the reference checkpoint's are kept.
           writer.write(name, ref.read(name));
