@@ -1,7 +1,7 @@
 /**
  * Out-of-core merge throughput and memory: generates a base and two fine-tuned bf16 checkpoints (~0.5 GB each,
  * llama-shaped, sharded), then runs a linear merge (2 models) and a TIES merge (base + 2 models), each in a fresh
- * process with a cold page cache right after reading the same inputs with the page cache dropped, one file after
+ * process with its inputs cold (evicted from the page cache) right after reading the same inputs cold, one file after
  * another and all at once (this VM's disk speed drifts by 2× within minutes, so each merge is compared with
  * measurements taken just before it). It reports GB/s of checkpoint bytes read against the better of those two read
  * speeds (goal ≥ 80%) and the peak RSS against 3× the largest tensor (in f32, the unit merges compute in) plus one
@@ -16,7 +16,8 @@
  * (default 3).
  *
  * Run: `npm run bench:merge` (or `node --import tsx bench/merge.ts [--layers N] [--dir DIR] [--repeat N] [--keep]`).
- * Dropping the page cache needs root; without it the numbers are for cached reads and say so.
+ * Inputs are evicted from the page cache with GNU dd (no root needed); where that fails the numbers are for cached reads
+ * and say so.
  */
 import { spawnSync } from 'node:child_process';
 import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
@@ -69,14 +70,15 @@ function generate(dir: string, layers: number, modelSeed: number): void {
   writeFileSync(join(dir, 'config.json'), JSON.stringify({ architectures: ['LlamaForCausalLM'], num_hidden_layers: layers, hidden_size: HIDDEN, torch_dtype: 'bfloat16' }));
 }
 
-function dropCaches(): boolean {
-  try {
-    spawnSync('sync');
-    writeFileSync('/proc/sys/vm/drop_caches', '3');
-    return true;
-  } catch {
-    return false;
-  }
+/**
+ * Evicts `files` from the page cache after writing dirty pages back (GNU dd's `iflag=nocache count=0` drops a whole
+ * file's cached pages; no root needed); false where that fails. Only the checkpoints are evicted: the merge runs with
+ * Node, the addon and their libraries cached, as a user's would, and reads its inputs from the disk. (Until run 20
+ * the bench dropped the whole page cache, so each cold merge also re-read Node's own pages from the disk.)
+ */
+function evict(files: string[]): boolean {
+  spawnSync('sync');
+  return files.every((f) => spawnSync('dd', [`if=${f}`, 'iflag=nocache', 'count=0', 'status=none']).status === 0);
 }
 
 const shardFiles = (dirs: string[]) => dirs.flatMap((d) => readdirSync(d).filter((x) => x.endsWith('.safetensors')).map((f) => join(d, f)));
@@ -101,10 +103,10 @@ interface Read {
   cpuPerGB: number;
 }
 
-/** Times `read` (which reads `bytes`) with the page cache dropped first. */
-function coldRead(bytes: number, read: () => void): Read {
-  dropCaches();
-  const t0 = performance.now(), busy0 = busySeconds();
+/** Times `read` (which reads `files`) with them evicted from the page cache first. */
+function coldRead(files: string[], read: () => void): Read {
+  evict(files);
+  const bytes = totalBytes(files), t0 = performance.now(), busy0 = busySeconds();
   read();
   const busy = busySeconds() - busy0;
   return { gbps: bytes / 1e9 / ((performance.now() - t0) / 1000), cpuPerGB: busy / (bytes / 1e9) };
@@ -115,7 +117,7 @@ const totalBytes = (files: string[]) => files.reduce((a, f) => a + statSync(f).s
 /** Every shard under `dirs` read one after the other in 16 MiB reads. */
 function sequentialRead(dirs: string[]): Read {
   const buf = Buffer.allocUnsafe(16 << 20), files = shardFiles(dirs);
-  return coldRead(totalBytes(files), () => {
+  return coldRead(files, () => {
     for (const file of files) {
       const fd = openSync(file, 'r');
       while (readSync(fd, buf, 0, buf.length, null) > 0);
@@ -130,7 +132,7 @@ function sequentialRead(dirs: string[]): Read {
  */
 function parallelRead(dirs: string[]): Read {
   const files = shardFiles(dirs);
-  return coldRead(totalBytes(files), () => {
+  return coldRead(files, () => {
     const r = spawnSync('sh', ['-c', 'for f in "$@"; do cat "$f" > /dev/null & done; wait', 'sh', ...files]);
     if (r.status !== 0) throw new Error(`reading the shards failed: ${r.stderr}`);
   });
@@ -192,12 +194,12 @@ function main(): void {
       generate(d, layers, seed);
     }
   }
-  const cold = dropCaches();
+  const cold = evict(shardFiles(['base', 'a', 'b'].map((d) => join(root, d))));
   const list = specs(layers);
   const largestF32 = Math.max(...list.map((s) => s.shape.reduce((x, y) => x * y, 1) * 4));
   const checkpointBytes = totalBytes(shardFiles([join(root, 'base')]));
   console.log(`checkpoints: 3 × ${(checkpointBytes / 1e9).toFixed(2)} GB bf16, ${layers} layers, largest tensor ${(largestF32 / 4 / 1e6).toFixed(1)}M params`);
-  if (!cold) console.log('CACHED — not root, cannot drop the page cache: the read speeds below are for cached reads');
+  if (!cold) console.log('CACHED — cannot evict the checkpoints from the page cache (GNU dd failed): the read speeds below are for cached reads');
   const write = writeSpeed(root);
   console.log(`disk sequential write (fsync'd): ${write.toFixed(2)} GB/s — every merge writes one checkpoint (${(checkpointBytes / 1e9).toFixed(2)} GB), ${(checkpointBytes / 1e9 / write).toFixed(2)} s of it`);
   // The output goes to the checkpoints' disk (end to end), and to memory (/dev/shm) where there is one: then the disk
@@ -218,7 +220,7 @@ function main(): void {
         const [sequential, parallel] = reads.map((r) => r.gbps), disk = Math.max(sequential, parallel);
         // Reading from this disk costs the machine's cores too: the cheaper of the two reads, per GB.
         const readCpuPerGB = Math.min(...reads.map((r) => r.cpuPerGB));
-        dropCaches();
+        evict(shardFiles(dirs));
         const rep = merge(method, root, outRoot);
         // The same merge with its inputs cached and its output in memory: how fast it computes.
         const warm = merge(method, root, outputs[outputs.length - 1][1]);
