@@ -73,7 +73,7 @@ function generate(dir: string, layers: number, modelSeed: number): void {
 /**
  * Evicts `files` from the page cache after writing dirty pages back (GNU dd's `iflag=nocache count=0` drops a whole
  * file's cached pages; no root needed); false where that fails. Only the checkpoints are evicted: the merge runs with
- * Node, the addon and their libraries cached, as a user's would, and reads its inputs from the disk. (Until run 20
+ * Node, the addon and their libraries cached, as a user's would, and reads its inputs from the disk. (Through run 20
  * the bench dropped the whole page cache, so each cold merge also re-read Node's own pages from the disk.)
  */
 function evict(files: string[]): boolean {
