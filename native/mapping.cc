@@ -1,12 +1,16 @@
-// File mappings: a byte range of a file as an ArrayBuffer over mmap'd pages, so streamed merges read checkpoint
-// tensors where the page cache holds them instead of copying them into buffers; and a read-ahead that brings a range
-// into the page cache without copying it. The mapping is private and writable (copy-on-write: a kernel that writes
-// into an input changes only its own copy, never the file). unmap releases it at once (the buffer is detached, so JS
-// sees it empty instead of touching freed pages); a buffer never unmapped is released when it is garbage-collected.
+// File mappings: windows (ArrayBuffers over reserved address space) into which ranges of files are mapped, so
+// streamed merges read checkpoint tensors where the page cache holds them instead of copying them into buffers; and
+// a read-ahead that brings a range into the page cache without copying it. A window is reserved once and each range
+// is mapped into it in place of the last: a fresh ArrayBuffer per range (hundreds of MB, external memory to V8) made
+// V8 scavenge at the next allocation and start a full marking every few ranges. The mapping is private and writable
+// (copy-on-write: a kernel that writes into an input changes only its own copy, never the file). unmap releases a
+// window at once (the buffer is detached, so JS sees it empty instead of touching freed pages); a window never
+// unmapped is released when it is garbage-collected.
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <mutex>
@@ -19,6 +23,8 @@ namespace {
 struct Mapping {
   void* addr;
   size_t length;
+  // Bytes from addr that map a file now (the rest of the window maps zero pages).
+  size_t filled;
   bool unmapped;
 };
 
@@ -85,23 +91,62 @@ static int populate(void* addr, size_t mapped) {
   return 0;
 }
 
-// mapFile(path, offset, length): the bytes [offset, offset + length) of the file as an ArrayBuffer.
-PEFTJS_EXPORT(mapFile) {
-  peftjs::Args a(info, "mapFile");
-  if (!info[0].IsString()) a.fail("argument 0 must be a path string");
-  const std::string path = info[0].As<Napi::String>().Utf8Value();
-  const int64_t offset = peftjs::sizeArg(a, 1, "offset"), length = peftjs::sizeArg(a, 2, "length");
-  if (length == 0) return Napi::ArrayBuffer::New(info.Env(), 0);
-  size_t mapped;
-  int64_t skip;
-  void* addr = mapRange(a, path, openRange(a, path, offset, length), offset, length, PROT_READ | PROT_WRITE, MAP_PRIVATE, mapped, skip);
-  auto* m = new Mapping{addr, mapped, false};
-  char* data = static_cast<char*>(addr) + skip;
+// Maps zero pages over [addr + from, addr + to): readable, private, backed by no memory until written.
+static bool zeroPages(void* addr, size_t from, size_t to) {
+  if (to <= from) return true;
+  return mmap(static_cast<char*>(addr) + from, to - from, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1, 0) != MAP_FAILED;
+}
+
+// reserveWindow(bytes): a window of at least `bytes` (whole pages), reading as zeros until mapWindow maps a range into it.
+PEFTJS_EXPORT(reserveWindow) {
+  peftjs::Args a(info, "reserveWindow");
+  const int64_t page = sysconf(_SC_PAGESIZE);
+  const size_t length = static_cast<size_t>((std::max<int64_t>(1, peftjs::sizeArg(a, 0, "bytes")) + page - 1) / page * page);
+  void* addr = mmap(nullptr, length, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (addr == MAP_FAILED) a.fail("cannot reserve a window of " + std::to_string(length) + " bytes: " + std::strerror(errno));
+  auto* m = new Mapping{addr, length, 0, false};
   {
     std::lock_guard<std::mutex> g(liveLock);
-    live[data] = m;
+    live[addr] = m;
   }
-  return Napi::ArrayBuffer::New(info.Env(), data, static_cast<size_t>(length), finalize, m);
+  return Napi::ArrayBuffer::New(info.Env(), addr, length, finalize, m);
+}
+
+// mapWindow(window, path, offset, length): maps bytes [offset, offset + length) of the file into the window from its
+// start, from the page boundary below `offset`, replacing the range it held (the rest of the window reads as zeros);
+// returns where `offset` lies in the window.
+PEFTJS_EXPORT(mapWindow) {
+  peftjs::Args a(info, "mapWindow");
+  if (!info[0].IsArrayBuffer()) a.fail("argument 0 must be a window from reserveWindow");
+  if (!info[1].IsString()) a.fail("argument 1 must be a path string");
+  Napi::ArrayBuffer buffer = info[0].As<Napi::ArrayBuffer>();
+  const std::string path = info[1].As<Napi::String>().Utf8Value();
+  const int64_t offset = peftjs::sizeArg(a, 2, "offset"), length = peftjs::sizeArg(a, 3, "length");
+  Mapping* m = nullptr;
+  {
+    std::lock_guard<std::mutex> g(liveLock);
+    auto it = live.find(buffer.Data());
+    if (it != live.end()) m = it->second;
+  }
+  if (m == nullptr) a.fail("argument 0 must be a window from reserveWindow that is not released");
+  const int64_t page = sysconf(_SC_PAGESIZE), start = offset / page * page, skip = offset - start;
+  const size_t span = static_cast<size_t>(skip + length);
+  if (span > m->length) a.fail(path + ": " + std::to_string(length) + " bytes at " + std::to_string(offset) + " do not fit a window of " + std::to_string(m->length) + " bytes");
+  const int fd = openRange(a, path, offset, length);
+  // MAP_FIXED replaces what the window held; where the new range is shorter, zero pages replace the rest.
+  const bool mapped = span == 0 || mmap(m->addr, span, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_FIXED, fd, start) != MAP_FAILED;
+  const int err = errno;
+  close(fd);
+  if (!mapped) {
+    // A failed MAP_FIXED may leave a hole: zero pages over the whole window keep every view readable.
+    zeroPages(m->addr, 0, m->length);
+    m->filled = 0;
+    a.fail(path + ": cannot map " + std::to_string(length) + " bytes at " + std::to_string(offset) + ": " + std::strerror(err));
+  }
+  const size_t filled = (span + page - 1) / page * page;
+  if (!zeroPages(m->addr, filled, m->filled)) a.fail(std::string("cannot reset a window: ") + std::strerror(errno));
+  m->filled = filled;
+  return Napi::Number::New(info.Env(), static_cast<double>(skip));
 }
 
 // readAhead(path, offset, length): blocks until the bytes [offset, offset + length) of the file are in the page cache,
@@ -123,11 +168,11 @@ PEFTJS_EXPORT(readAhead) {
   return info.Env().Undefined();
 }
 
-// unmap(buffer): releases a mapFile buffer now and detaches it (its views become empty). A no-op for a buffer
-// already released or not from mapFile.
+// unmap(window): releases a reserveWindow buffer now and detaches it (its views become empty). A no-op for a buffer
+// already released or not from reserveWindow.
 PEFTJS_EXPORT(unmap) {
   peftjs::Args a(info, "unmap");
-  if (!info[0].IsArrayBuffer()) a.fail("argument 0 must be an ArrayBuffer from mapFile");
+  if (!info[0].IsArrayBuffer()) a.fail("argument 0 must be an ArrayBuffer from reserveWindow");
   Napi::ArrayBuffer buffer = info[0].As<Napi::ArrayBuffer>();
   Mapping* m = nullptr;
   {

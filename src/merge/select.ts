@@ -110,7 +110,8 @@ function sampleMagnitudes(source: VectorSource, n: number): Uint32Array[] {
  */
 function locateRanks(source: VectorSource, n: number, wanted: readonly (readonly (number | null)[])[]): (RankedMagnitude | null)[][] {
   const samples = sampleMagnitudes(source, n);
-  const brackets = wanted.map((w, v) => w.map((rank) => (rank === null ? null : bracket(samples[v], n, rank))));
+  let lists = 0;
+  const brackets = wanted.map((w, v) => w.map((rank) => (rank === null ? null : bracket(samples[v], n, rank, lists++))));
   const offsets: number[] = [];
   source.scan((chunks, offset, length) => {
     offsets.push(offset);
@@ -122,7 +123,7 @@ function locateRanks(source: VectorSource, n: number, wanted: readonly (readonly
       }),
     );
   });
-  const resolved = brackets.map((bs) => bs.map((b) => b && resolveBracket(b, offsets)));
+  const resolved = brackets.map((bs) => bs.map((b) => b && resolveBracket(b, offsets, lists)));
   const exact = locateByHistogram(source.scan, wanted.map((w, v) => w.map((rank, j) => (resolved[v][j] ? null : rank))));
   return resolved.map((rs, v) => rs.map((r, j) => r ?? exact[v][j]));
 }
@@ -140,21 +141,39 @@ interface Bracket {
   after: number[];
 }
 
-/** The bracket around `rank` of n entries from a sorted sample: MARGIN samples either side of where the rank falls. */
-function bracket(sample: Uint32Array, n: number, rank: number): Bracket {
+/**
+ * Int32 storage by slot, reused from one selection to the next: a streamed merge selects over every tensor in turn,
+ * and fresh lists (zero-filled, a few percent of each tensor) made V8 collect garbage every few tensors. Held weakly,
+ * so the collector may take them back once a merge is over. A slot's array holds whatever was left in it.
+ */
+const slots: (WeakRef<ArrayBuffer> | undefined)[] = [];
+
+/** `length` entries of slot `slot`, valid until the slot is taken again. */
+function scratch(slot: number, length: number): Int32Array {
+  let buffer = slots[slot]?.deref();
+  if (!buffer || buffer.byteLength < 4 * length) slots[slot] = new WeakRef((buffer = new ArrayBuffer(4 * length)));
+  return new Int32Array(buffer, 0, length);
+}
+
+/**
+ * The bracket around `rank` of n entries from a sorted sample: MARGIN samples either side of where the rank falls;
+ * its list is scratch slot `slot`.
+ */
+function bracket(sample: Uint32Array, n: number, rank: number, slot: number): Bracket {
   const m = sample.length, at = ((rank + 0.5) / n) * m;
   const from = Math.floor(at - MARGIN), to = Math.ceil(at + MARGIN);
   // Room for twice the entries the sample puts strictly inside.
   const expected = ((Math.min(m, to) - Math.max(0, from)) / m) * n;
-  const list = new Int32Array(Math.min(n, Math.ceil(2 * expected) + 1024));
+  const list = scratch(slot, Math.min(n, Math.ceil(2 * expected) + 1024));
   return { rank, lo: from < 0 ? 0 : sample[from], hi: to >= m ? 0x7fffffff : sample[to], list, counts: new Float64Array(4), after: [] };
 }
 
 /**
  * The magnitude of a bracket's rank from its counts and list, or null when the bracket missed it or its list
- * overflowed; its `start` finds the chunk (of those at `offsets`) holding a given entry among the equal ones.
+ * overflowed; its `start` finds the chunk (of those at `offsets`) holding a given entry among the equal ones. The
+ * selection reorders a copy of the list in scratch slot `slot`.
  */
-function resolveBracket({ rank, lo, hi, list, counts, after }: Bracket, offsets: readonly number[]): RankedMagnitude | null {
+function resolveBracket({ rank, lo, hi, list, counts, after }: Bracket, offsets: readonly number[], slot: number): RankedMagnitude | null {
   const [below, equal, inside, top] = counts;
   // The chunk where the running count of one kind (after[3c + kind]) passes r, and r counted from that chunk's start.
   const startBy = (runs: (c: number) => number) => (r: number): [number, number] => {
@@ -167,7 +186,9 @@ function resolveBracket({ rank, lo, hi, list, counts, after }: Bracket, offsets:
   const above = below + equal + inside;
   if (rank >= above) return rank < above + top ? { bits: hi, less: above, equal: top, start: startBy((c) => after[3 * c + 2]) } : null;
   if (inside > list.length) return null;
-  const bits = selectRank(list.slice(0, inside), inside, rank - below - equal);
+  const copy = scratch(slot, inside);
+  copy.set(list.subarray(0, inside));
+  const bits = selectRank(copy, inside, rank - below - equal);
   // The list holds each chunk's entries after the previous chunk's: count those equal to bits chunk by chunk.
   const equalUpTo = new Float64Array(offsets.length);
   let less = 0, same = 0;

@@ -184,6 +184,7 @@ export function mergeCheckpoints(opts: StreamMergeOptions): MergeReport {
       prefetch = new Prefetcher(reads.map((r) => r.map((i) => ({ file: i.file, offset: i.byteOffset, length: i.byteLength }))), 1_000_000_000, readAheadModule());
     }
     let bytesRead = 0;
+    let rangeOut: ArrayBuffer | undefined;
     try {
       order.forEach((t, index) => {
         prefetch?.at(index);
@@ -198,7 +199,7 @@ export function mergeCheckpoints(opts: StreamMergeOptions): MergeReport {
           const scan: TensorScan = (visit, from) => ranges.scan(reads[index], n, visit, from);
           const gather: TensorGather = (indices) => ranges.gather(reads[index], indices);
           const ranged = opts.chunked?.(ctx, scan, gather) ?? null;
-          if (ranged !== null) mergeInRanges(writer, spec, n, scan, ranged, chunkElements);
+          if (ranged !== null) mergeInRanges(writer, spec, n, scan, ranged, (rangeOut ??= new ArrayBuffer(4 * chunkElements)));
           else writer.write(name, mergeWhole(opts.merge, ctx, sources, spec));
         }
         bytesRead += reads[index].reduce((a, i) => a + i.byteLength, 0);
@@ -236,13 +237,16 @@ function mergeWhole(merge: TensorMerger, ctx: TensorContext, sources: readonly T
   return fromF32(merged, spec.dtype as FloatDType);
 }
 
-/** Merges a tensor range by range, writing each range of the output as it is computed. */
-function mergeInRanges(writer: ShardWriter, spec: TensorSpec, n: number, scan: TensorScan, merge: ChunkMerge, chunkElements: number): void {
+/**
+ * Merges a tensor range by range, writing each range of the output as it is computed into `buffer` (room for a range
+ * in f32, reused from tensor to tensor: fresh output arrays per tensor made V8 collect garbage every few tensors).
+ */
+function mergeInRanges(writer: ShardWriter, spec: TensorSpec, n: number, scan: TensorScan, merge: ChunkMerge, buffer: ArrayBuffer): void {
   const dtype = spec.dtype as FloatDType;
   const size = dtypeSize(dtype);
-  const longest = Math.min(n, chunkElements);
+  const longest = Math.min(n, buffer.byteLength / 4);
   // Merges write F32, BF16 and F16 ranges directly; F64 ones are widened from F32.
-  const out = dtype === 'F32' || dtype === 'F64' ? new Float32Array(longest) : new Uint16Array(longest);
+  const out = dtype === 'F32' || dtype === 'F64' ? new Float32Array(buffer, 0, longest) : new Uint16Array(buffer, 0, longest);
   const wide = dtype === 'F64' ? new Float64Array(longest) : null;
   if (n === 0) return writer.write(spec.name, wide ?? out);
   scan((chunks, offset, length) => {
@@ -258,23 +262,29 @@ const CAST: Record<'F32' | 'BF16' | 'F16', CastDType> = { F32: CastDType.F32, BF
 
 /**
  * Element ranges of tensors, one input at a time: when asked to and the backend can map files, ranges are views into
- * a memory mapping of a window of the tensor's bytes (the page cache read in place), released when a range falls
- * outside it, so the mapped pages the process holds, which count in its RSS, are one window per input; else
- * positional reads into one reusable buffer per input (file descriptors cached).
+ * a window per input (reserved once) into which a stretch of the tensor's bytes is mapped (the page cache read in
+ * place), replaced when a range falls outside it, so the mapped pages the process holds, which count in its RSS, are
+ * one window per input; else positional reads into one reusable buffer per input (file descriptors cached).
  */
 class RangeReader {
   private readonly fds = new Map<string, number>();
   private readonly raw: ArrayBuffer[];
   private readonly wide: Float32Array[];
   private readonly mapper: ReturnType<typeof fileMapping>;
-  /** Per input, the window mapped now: its tensor, where it starts in the tensor's bytes, and its bytes. */
-  private readonly mapped: ({ info: TensorInfo; start: number; bytes: ArrayBuffer } | null)[];
+  /** Per input, its window (reserved at its first range). */
+  private readonly windows: (ArrayBuffer | null)[];
+  /**
+   * Per input, what its window holds: the tensor, where the stretch starts in the tensor's bytes, its length, and
+   * where it starts in the window.
+   */
+  private readonly mapped: ({ info: TensorInfo; start: number; length: number; at: number } | null)[];
 
   /** `windowBytes`: the most bytes of a tensor each input keeps mapped (rounded down to whole ranges, at least one). */
   constructor(inputs: number, readonly chunkElements: number, map: boolean, private readonly windowBytes: number) {
     this.mapper = map ? fileMapping() : null;
     this.raw = Array.from({ length: inputs }, () => new ArrayBuffer(0));
     this.wide = Array.from({ length: inputs }, () => new Float32Array(0));
+    this.windows = Array.from({ length: inputs }, () => null);
     this.mapped = Array.from({ length: inputs }, () => null);
   }
 
@@ -309,14 +319,17 @@ class RangeReader {
   /** Bytes [offset, offset + bytes) of input `input`'s tensor `info`, as a buffer and the byte offset in it. */
   private bytes(input: number, info: TensorInfo, offset: number, bytes: number): [ArrayBuffer, number] {
     if (this.mapper) {
+      // Room for the window's stretch, whole ranges of the widest dtype, and the page below its start.
+      const window = (this.windows[input] ??= this.mapper.reserveWindow(Math.max(this.windowBytes, 8 * this.chunkElements) + 65536));
       let m = this.mapped[input];
-      if (m?.info !== info || offset < m.start || offset + bytes > m.start + m.bytes.byteLength) {
-        this.release(input);
+      if (m?.info !== info || offset < m.start || offset + bytes > m.start + m.length) {
         const range = this.chunkElements * dtypeSize(info.dtype);
         const length = Math.min(info.byteLength - offset, Math.max(1, Math.floor(this.windowBytes / range)) * range);
-        m = this.mapped[input] = { info, start: offset, bytes: this.mapper.mapFile(info.file, info.byteOffset + offset, length) };
+        this.mapped[input] = null; // the window's old stretch is gone even when mapping the new one fails
+        const at = this.mapper.mapWindow(window, info.file, info.byteOffset + offset, length);
+        m = this.mapped[input] = { info, start: offset, length, at };
       }
-      return [m.bytes, offset - m.start];
+      return [window, m.at + offset - m.start];
     }
     if (this.raw[input].byteLength < bytes) this.raw[input] = new ArrayBuffer(this.chunkElements * dtypeSize(info.dtype));
     const dst = new Uint8Array(this.raw[input], 0, bytes);
@@ -328,12 +341,6 @@ class RangeReader {
       done += got;
     }
     return [this.raw[input], 0];
-  }
-
-  private release(input: number): void {
-    const m = this.mapped[input];
-    if (m) this.mapper?.unmap(m.bytes);
-    this.mapped[input] = null;
   }
 
   private read(input: number, info: TensorInfo, offset: number, length: number): TypedRange {
@@ -358,7 +365,9 @@ class RangeReader {
   }
 
   close(): void {
-    this.mapped.forEach((_, i) => this.release(i));
+    for (const w of this.windows) if (w) this.mapper?.unmap(w);
+    this.windows.fill(null);
+    this.mapped.fill(null);
     for (const fd of this.fds.values()) closeSync(fd);
     this.fds.clear();
   }

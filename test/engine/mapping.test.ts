@@ -1,5 +1,5 @@
-// The native addon's file mappings: the bytes of any range (page-aligned or not), private to the process, released
-// on demand with the buffer detached, and errors that name the file; and its read-ahead, from a worker thread as the
+// The native addon's file mappings: windows holding the bytes of any range (page-aligned or not), one after another,
+// private to the process, released on demand with the buffer detached, and errors that name the file; and its read-ahead, from a worker thread as the
 // merge's read-ahead worker calls it.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -13,25 +13,37 @@ import { nativeAddonPath, type NativeKernels } from '../../src/engine/backend/na
 
 const native = createRequire(import.meta.url)(nativeAddonPath()) as NativeKernels;
 
-test('mapFile: any byte range, copy-on-write; unmap detaches the buffer; a missing file and a range past the end are named', () => {
+test('mapWindow: any byte range into a window, in place of the last, copy-on-write, the rest zeros; unmap detaches; errors name the file', () => {
   const dir = mkdtempSync(join(tmpdir(), 'peftjs-map-'));
   try {
     const path = join(dir, 'data.bin');
     const bytes = Uint8Array.from({ length: 3 * 4096 + 77 }, (_, i) => (i * 31 + 7) & 0xff);
     writeFileSync(path, bytes);
-    for (const [offset, length] of [[0, bytes.length], [1, 10], [4095, 2], [4096, 4096], [5000, 7000], [bytes.length - 1, 1], [9, 0]]) {
-      const buf = native.mapFile(path, offset, length);
-      assert.deepEqual(new Uint8Array(buf), bytes.subarray(offset, offset + length), `[${offset}, +${length})`);
-      native.unmap(buf);
-      assert.equal(buf.byteLength, 0, 'detached after unmap');
-      native.unmap(buf); // a second release is a no-op
+    // Four 64 KB pages' worth: room for any range of the file, and zeros past it whatever the page size.
+    const window = native.reserveWindow(4 << 16);
+    const view = new Uint8Array(window);
+    assert.ok(window.byteLength >= 4 << 16 && view.every((b) => b === 0), 'a fresh window reads as zeros');
+    for (const [offset, length] of [[0, bytes.length], [1, 10], [4095, 2], [4096, 4096], [5000, 7000], [bytes.length - 1, 1], [9, 0], [0, bytes.length], [4096, 10]]) {
+      const at = native.mapWindow(window, path, offset, length);
+      assert.deepEqual(view.subarray(at, at + length), bytes.subarray(offset, offset + length), `[${offset}, +${length})`);
+      // What a longer range left past this one's pages is gone.
+      assert.ok(view.subarray(Math.ceil((at + length) / (1 << 16)) * (1 << 16)).every((b) => b === 0), `zeros past [${offset}, +${length})`);
     }
-    const buf = native.mapFile(path, 100, 50);
-    new Uint8Array(buf).fill(0);
-    native.unmap(buf);
-    assert.deepEqual(new Uint8Array(readFileSync(path)), bytes, 'writes to a mapping never reach the file');
-    assert.throws(() => native.mapFile(join(dir, 'missing.bin'), 0, 8), /missing\.bin/);
-    assert.throws(() => native.mapFile(path, bytes.length - 4, 8), /data\.bin: bytes \[\d+, \d+\) lie past the end of the file .* truncated/);
+    const at = native.mapWindow(window, path, 100, 50);
+    view.fill(0, at, at + 50);
+    native.mapWindow(window, path, 0, bytes.length);
+    assert.deepEqual(view.subarray(0, bytes.length), bytes, 'writes to a window never reach the file, nor the next mapping');
+    assert.deepEqual(new Uint8Array(readFileSync(path)), bytes);
+    assert.throws(() => native.mapWindow(window, join(dir, 'missing.bin'), 0, 8), /missing\.bin/);
+    assert.throws(() => native.mapWindow(window, path, bytes.length - 4, 8), /data\.bin: bytes \[\d+, \d+\) lie past the end of the file .* truncated/);
+    const small = native.reserveWindow(4096);
+    assert.throws(() => native.mapWindow(small, path, 0, small.byteLength + 1), /data\.bin: \d+ bytes at 0 do not fit a window of \d+ bytes/);
+    for (const w of [window, small]) {
+      native.unmap(w);
+      assert.equal(w.byteLength, 0, 'detached after unmap');
+      native.unmap(w); // a second release is a no-op
+    }
+    assert.throws(() => native.mapWindow(window, path, 0, 8), /window from reserveWindow/);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

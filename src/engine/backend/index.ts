@@ -34,8 +34,8 @@ export function backend(): Kernels {
   return (current = n);
 }
 
-/** File mapping (the native addon's mapFile / unmap) when the current backend is native, else null. */
-export function fileMapping(): Pick<NativeKernels, 'mapFile' | 'unmap'> | null {
+/** File mapping (the native addon's reserveWindow / mapWindow / unmap) when the current backend is native, else null. */
+export function fileMapping(): Pick<NativeKernels, 'reserveWindow' | 'mapWindow' | 'unmap'> | null {
   const b = backend();
   return b.name === 'native' ? (b as NativeKernels) : null;
 }

@@ -17,11 +17,18 @@ export interface NativeKernels extends Kernels {
    */
   benchRawGemm(dtype: GemmDType, M: number, N: number, K: number, iters: number): number;
   /**
-   * The bytes [offset, offset + length) of a file as an ArrayBuffer over a private, copy-on-write memory mapping of
-   * it: reading it reads the page cache in place. Release it with {@link NativeKernels.unmap}.
+   * A window: an ArrayBuffer of at least `bytes` (whole pages) over reserved address space, reading as zeros until
+   * {@link NativeKernels.mapWindow} maps a range of a file into it. Release it with {@link NativeKernels.unmap}.
    */
-  mapFile(path: string, offset: number, length: number): ArrayBuffer;
-  /** Releases a {@link NativeKernels.mapFile} buffer now and detaches it (its views become empty). */
+  reserveWindow(bytes: number): ArrayBuffer;
+  /**
+   * Maps bytes [offset, offset + length) of a file into `window` from its start (from the page boundary below
+   * `offset`), replacing the range it held, privately and copy-on-write: reading it reads the page cache in place. The
+   * rest of the window reads as zeros. Returns where `offset` lies in the window (less than a page); throws naming
+   * the file when the range lies past its end or does not fit the window.
+   */
+  mapWindow(window: ArrayBuffer, path: string, offset: number, length: number): number;
+  /** Releases a {@link NativeKernels.reserveWindow} buffer now and detaches it (its views become empty). */
   unmap(buffer: ArrayBuffer): void;
   /**
    * Blocks until bytes [offset, offset + length) of the file are in the page cache, without copying them (the range
@@ -47,7 +54,7 @@ const KERNEL_FUNCTIONS = [
   'svd', 'solve',
   'adamw', 'sgd',
   'castF32ToF16', 'weightedSum', 'magnitudeHistogram', 'magnitudeBracket', 'magnitudeRankIndex', 'keepMagnitudeBand', 'tiesCombine',
-  'benchRawGemm', 'mapFile', 'unmap', 'readAhead',
+  'benchRawGemm', 'reserveWindow', 'mapWindow', 'unmap', 'readAhead',
 ] as const satisfies readonly Exclude<keyof NativeKernels, 'name'>[];
 
 // Compile-time check that KERNEL_FUNCTIONS lists every kernel: `true` only if nothing is missing.
