@@ -1,5 +1,5 @@
 // Merging: the hot loops of model merging — f32 → f16 casts, weighted sums (written in the output dtype), magnitude
-// histograms, brackets and rank lookups (TIES / Breadcrumbs trimming by rank) over task vectors read straight from
+// histograms, samples, brackets and rank lookups (TIES / Breadcrumbs trimming by rank) over task vectors read straight from
 // two checkpoints' ranges, bands, and the fused TIES trim + sign election + disjoint mean over k task vectors.
 #include <omp.h>
 #include <algorithm>
@@ -428,6 +428,28 @@ PEFTJS_EXPORT(magnitudeBracket) {
   counts[1] += static_cast<double>(equal);
   counts[2] += static_cast<double>(inner);
   counts[3] += static_cast<double>(top);
+  return info.Env().Undefined();
+}
+
+// The sample that brackets a rank, a few entries spread over the vector: parallel over the entries, so the page faults
+// of a freshly mapped range are taken on every core.
+PEFTJS_EXPORT(magnitudeGather) {
+  Args a(info, "magnitudeGather");
+  const int64_t n = sizeArg(a, 2, "n");
+  const Vector x = vectorArg(a, 0, 1, n);
+  const int32_t* at = a.i32(3);
+  const int64_t count = sizeArg(a, 4, "count");
+  int32_t* out = a.i32(5);
+  need(a, 3, "at", count);
+  need(a, 5, "out", count);
+  for (int64_t j = 0; j < count; j++)
+    if (at[j] < 0 || at[j] >= n) a.fail("at[" + std::to_string(j) + "] = " + std::to_string(at[j]) + " lies outside [0, " + std::to_string(n) + ")");
+#pragma omp parallel for schedule(static) if (count >= 256)
+  for (int64_t j = 0; j < count; j++) {
+    float v;
+    x.tile(at[j], 1, &v);
+    out[j] = static_cast<int32_t>(*bitsOf(&v) & 0x7FFFFFFFu);
+  }
   return info.Env().Undefined();
 }
 

@@ -288,7 +288,7 @@ export function runMerge(config: MergeConfig, out: string, opts: RunMergeOptions
       threads: opts.threads,
       onProgress: opts.onProgress,
       merge: (ctx, tensors) => method.merge({ ...params(ctx), tensors }),
-      chunked: method.chunked ? (ctx, scan, gather) => method.chunked!(params(ctx), scan, gather) : undefined,
+      chunked: method.chunked ? (ctx, scan) => method.chunked!(params(ctx), scan) : undefined,
     });
   } finally {
     for (const s of stats) s?.close();

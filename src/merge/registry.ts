@@ -14,7 +14,7 @@ import { combineTaskVectors, rowCombiner, subtractInPlace, type Consensus } from
 import { trimRanks } from './methods/ties.js';
 import { keepMagnitudeRanks, magnitudeBands, type VectorChunk } from './select.js';
 import type { TypedRange } from './dtype.js';
-import type { ChunkMerge, TensorContext, TensorGather, TensorScan } from './stream.js';
+import type { ChunkMerge, TensorContext, TensorScan } from './stream.js';
 
 /** A parameter value after filters and gradients are applied. */
 export type ParamValue = number | boolean;
@@ -63,7 +63,7 @@ export interface MethodDef {
    * The range-by-range form, for element-wise methods: the merge of one range from the inputs' chunks (in the
    * order of `tensors`), after any passes over `scan` it needs. Absent (or null for a tensor): `merge` runs.
    */
-  chunked?(call: MethodParams, scan: TensorScan, gather: TensorGather): ChunkMerge | null;
+  chunked?(call: MethodParams, scan: TensorScan): ChunkMerge | null;
 }
 
 const num = (v: ParamValue | undefined) => Number(v);
@@ -105,7 +105,7 @@ function taskFamily(sparsify: Sparsify | null, consensus: Consensus | null, norm
       });
       return combineTaskVectors(base, deltas, { weights: weights(call), ...options(call) }, base);
     },
-    chunked(call, scan, gather) {
+    chunked(call, scan) {
       if (sparsify && 'drop' in sparsify) return null;
       const n = call.ctx.shape.reduce((a, d) => a * d, 1);
       const combine = rowCombiner(Float32Array.from(weights(call)), options(call));
@@ -114,16 +114,7 @@ function taskFamily(sparsify: Sparsify | null, consensus: Consensus | null, norm
         chunks.slice(1).map((x) => ({ dtypes: Int32Array.of(x.dtype, chunks[0].dtype), inputs: [x.data, chunks[0].data] }));
       const bands = sparsify
         ? magnitudeBands(
-            {
-              scan: (visit, from) => scan((chunks, offset, length) => visit(taskVectors(chunks), offset, length), from),
-              // τⱼ at a few entries, from the inputs: the f32 difference, as the kernels compute it (a double
-              // difference of two f32s rounds to the same f32).
-              gather: (indices) => {
-                const [base, ...models] = gather(indices);
-                for (const m of models) for (let i = 0; i < m.length; i++) m[i] -= base[i];
-                return models;
-              },
-            },
+            (visit, from) => scan((chunks, offset, length) => visit(taskVectors(chunks), offset, length), from),
             n,
             call.perModel.map((p) => sparsify.band(n, p)),
           )

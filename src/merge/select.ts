@@ -29,13 +29,6 @@ export interface VectorChunk {
  */
 export type VectorScan = (visit: (chunks: readonly VectorChunk[], offset: number, length: number) => void | boolean, from?: number) => void;
 
-/** Vectors a selection reads: in passes, and a few entries at a time (the sample that brackets a rank). */
-export interface VectorSource {
-  scan: VectorScan;
-  /** Each vector's entries at `indices` (ascending), in fresh arrays (the caller may overwrite them). */
-  gather(indices: Float64Array): Float32Array[];
-}
-
 /** A band of ranks as the backend's keepMagnitudeBand takes it. */
 export interface MagnitudeBand {
   /** Magnitude bits of the lowest kept rank (−1: no lower boundary); entries equal to it are kept from index `lowCut` on. */
@@ -83,37 +76,54 @@ function mix(h: number): number {
   return (h ^ (h >>> 16)) >>> 0;
 }
 
+/** The last tensor size's sample positions: a model's blocks repeat the same few sizes. */
+let positions = { n: -1, at: new Float64Array(0) };
+
 /**
- * The sorted magnitude bits of SAMPLE entries of each vector (all of them when it has fewer): runs of RUN consecutive
- * entries, one at a hashed place in each of SAMPLE / RUN equal blocks, so that the sample reads a few pages of each
- * input rather than every page of the tensor.
+ * Where a vector of n entries is sampled, ascending: SAMPLE entries (all of them when it has fewer) in runs of RUN
+ * consecutive entries, one at a hashed place in each of SAMPLE / RUN equal blocks, so that the sample reads a few
+ * pages of each input rather than every page of the tensor.
  */
-function sampleMagnitudes(source: VectorSource, n: number): Uint32Array[] {
+function samplePositions(n: number): Float64Array {
+  if (positions.n === n) return positions.at;
   const size = Math.min(n, SAMPLE), at = new Float64Array(size), stride = Math.floor(n / (SAMPLE / RUN));
   for (let i = 0; i < size; i++) {
     const r = Math.floor(i / RUN);
     at[i] = n <= SAMPLE ? i : r * stride + (mix(r) % (stride - RUN + 1)) + (i % RUN);
   }
-  return source.gather(at).map((v) => {
-    const bits = new Uint32Array(v.buffer, v.byteOffset, v.length);
-    for (let i = 0; i < bits.length; i++) bits[i] &= 0x7fffffff;
-    return bits.sort();
+  positions = { n, at };
+  return at;
+}
+
+/** The magnitude bits of each vector at its sample positions, in one pass that gathers each range's share. */
+function sampleMagnitudes(scan: VectorScan, n: number): Int32Array[] {
+  const at = samplePositions(n), size = at.length;
+  const samples: Int32Array[] = [];
+  let from = 0;
+  scan((chunks, offset, length) => {
+    let to = from;
+    while (to < size && at[to] < offset + length) to++;
+    const local = new Int32Array(to - from);
+    for (let k = from; k < to; k++) local[k - from] = at[k] - offset;
+    chunks.forEach((c, v) => backend().magnitudeGather(c.dtypes, c.inputs, length, local, local.length, (samples[v] ??= new Int32Array(size)).subarray(from, to)));
+    from = to;
   });
+  return samples;
 }
 
 /**
- * Locates ascending magnitude ranks in the vectors of a source: `wanted[v]` lists ranks of vector v (null: none).
+ * Locates ascending magnitude ranks in the vectors of a pass: `wanted[v]` lists ranks of vector v (null: none).
  * Each rank is first bracketed from a gathered sample and counted into the bracket in one pass: the entries strictly
  * inside it, a few percent of n, are collected and the rank is selected among them (quickselect); a rank inside a tie
  * at either end needs only the counts. A rank the bracket misses (a 6σ event) or whose bracket overflows its list is
  * found by the exact radix select over histograms instead (two passes).
  */
-function locateRanks(source: VectorSource, n: number, wanted: readonly (readonly (number | null)[])[]): (RankedMagnitude | null)[][] {
-  const samples = sampleMagnitudes(source, n);
+function locateRanks(scan: VectorScan, n: number, wanted: readonly (readonly (number | null)[])[]): (RankedMagnitude | null)[][] {
+  const samples = sampleMagnitudes(scan, n);
   let lists = 0;
   const brackets = wanted.map((w, v) => w.map((rank) => (rank === null ? null : bracket(samples[v], n, rank, lists++))));
   const offsets: number[] = [];
-  source.scan((chunks, offset, length) => {
+  scan((chunks, offset, length) => {
     offsets.push(offset);
     brackets.forEach((bs, v) =>
       bs.forEach((b) => {
@@ -124,7 +134,7 @@ function locateRanks(source: VectorSource, n: number, wanted: readonly (readonly
     );
   });
   const resolved = brackets.map((bs) => bs.map((b) => b && resolveBracket(b, offsets, lists)));
-  const exact = locateByHistogram(source.scan, wanted.map((w, v) => w.map((rank, j) => (resolved[v][j] ? null : rank))));
+  const exact = locateByHistogram(scan, wanted.map((w, v) => w.map((rank, j) => (resolved[v][j] ? null : rank))));
   return resolved.map((rs, v) => rs.map((r, j) => r ?? exact[v][j]));
 }
 
@@ -156,16 +166,17 @@ function scratch(slot: number, length: number): Int32Array {
 }
 
 /**
- * The bracket around `rank` of n entries from a sorted sample: MARGIN samples either side of where the rank falls;
- * its list is scratch slot `slot`.
+ * The bracket around `rank` of n entries from a sample (which it reorders): MARGIN samples either side of where the
+ * rank falls; its list is scratch slot `slot`.
  */
-function bracket(sample: Uint32Array, n: number, rank: number, slot: number): Bracket {
+function bracket(sample: Int32Array, n: number, rank: number, slot: number): Bracket {
   const m = sample.length, at = ((rank + 0.5) / n) * m;
   const from = Math.floor(at - MARGIN), to = Math.ceil(at + MARGIN);
   // Room for twice the entries the sample puts strictly inside.
   const expected = ((Math.min(m, to) - Math.max(0, from)) / m) * n;
   const list = scratch(slot, Math.min(n, Math.ceil(2 * expected) + 1024));
-  return { rank, lo: from < 0 ? 0 : sample[from], hi: to >= m ? 0x7fffffff : sample[to], list, counts: new Float64Array(4), after: [] };
+  const lo = from < 0 ? 0 : selectRank(sample, m, from), hi = to >= m ? 0x7fffffff : selectRank(sample, m, to);
+  return { rank, lo, hi, list, counts: new Float64Array(4), after: [] };
 }
 
 /**
@@ -248,17 +259,17 @@ function locateByHistogram(scan: VectorScan, wanted: readonly (readonly (number 
 }
 
 /**
- * For each vector v of a source (all of length n) and its rank range [lo, hi) (clamped to [0, n]), the band that keeps
+ * For each vector v of a pass (all of length n) and its rank range [lo, hi) (clamped to [0, n]), the band that keeps
  * exactly the entries of ascending (|x|, index) rank in the range. A gathered sample and one pass locate the boundary
  * magnitudes (see locateRanks) and, where a boundary cuts through a tie, one more (up to the cut) finds the index of
  * the cut. No pass when every range is everything or nothing.
  */
-export function magnitudeBands(source: VectorSource, n: number, ranges: readonly (readonly [number, number])[]): MagnitudeBand[] {
+export function magnitudeBands(scan: VectorScan, n: number, ranges: readonly (readonly [number, number])[]): MagnitudeBand[] {
   const clamped = ranges.map(([lo, hi]) => [Math.max(0, Math.floor(lo)), Math.min(n, Math.floor(hi))] as const);
   // The lowest and the highest kept rank of each range, where they are not the ends.
   const wanted = clamped.map(([lo, hi]) => (lo >= hi ? [] : [lo > 0 ? lo : null, hi < n ? hi - 1 : null]));
   if (wanted.every((w) => w.every((r) => r === null))) return clamped.map(([lo, hi]) => (lo >= hi ? NOTHING : EVERYTHING));
-  const at = locateRanks(source, n, wanted);
+  const at = locateRanks(scan, n, wanted);
   // Ties to cut: vector v's entries equal to `bits`, the first `rank` of them (index order) on one side of the cut.
   const cuts: { v: number; at: RankedMagnitude; rank: number; set: (index: number) => void }[] = [];
   const bands = clamped.map(([lo, hi], v): MagnitudeBand => {
@@ -282,7 +293,7 @@ export function magnitudeBands(source: VectorSource, n: number, ranges: readonly
   for (const { v, at: { bits, start }, rank, set } of cuts) {
     const [from, first] = start?.(rank) ?? [0, rank];
     let left = first;
-    source.scan((chunks, offset, length) => {
+    scan((chunks, offset, length) => {
       const i = backend().magnitudeRankIndex(chunks[v].dtypes, chunks[v].inputs, length, bits, left);
       if (i >= 0) set(offset + i);
       else left += i + 1;
@@ -302,19 +313,11 @@ function applyBand(x: Float32Array, band: MagnitudeBand, offset: number): void {
   if (!keepsAll(band)) backend().keepMagnitudeBand(x, x.length, offset, band.low, band.lowCut, band.high, band.highCut);
 }
 
-/** Whole f32 arrays as a source: one chunk each. */
-const wholeSource = (xs: readonly Float32Array[]): VectorSource => ({
-  scan: (visit, from = 0) => {
-    if (from !== 0) throw new Error(`wholeSource: a pass starts at 0, not ${from}`);
-    visit(xs.map((x) => ({ dtypes: F32, inputs: [x] })), 0, xs[0]?.length ?? 0);
-  },
-  gather: (indices) =>
-    xs.map((x) => {
-      const out = new Float32Array(indices.length);
-      for (let k = 0; k < indices.length; k++) out[k] = x[indices[k]];
-      return out;
-    }),
-});
+/** Whole f32 arrays as one chunk each. */
+const wholeScan = (xs: readonly Float32Array[]): VectorScan => (visit, from = 0) => {
+  if (from !== 0) throw new Error(`wholeScan: a pass starts at 0, not ${from}`);
+  visit(xs.map((x) => ({ dtypes: F32, inputs: [x] })), 0, xs[0]?.length ?? 0);
+};
 
 /**
  * The magnitude bits of the entry of ascending rank `rank` (0 ≤ rank < n), how many entries are smaller and how many
@@ -322,8 +325,8 @@ const wholeSource = (xs: readonly Float32Array[]): VectorSource => ({
  */
 export function magnitudeAtRank(x: Float32Array, rank: number, { exact = false } = {}): RankedMagnitude {
   if (!(rank >= 0 && rank < x.length)) throw new RangeError(`magnitudeAtRank: rank ${rank} outside [0, ${x.length})`);
-  const source = wholeSource([x]);
-  return (exact ? locateByHistogram(source.scan, [[rank]]) : locateRanks(source, x.length, [[rank]]))[0][0]!;
+  const scan = wholeScan([x]);
+  return (exact ? locateByHistogram(scan, [[rank]]) : locateRanks(scan, x.length, [[rank]]))[0][0]!;
 }
 
 /**
@@ -331,7 +334,7 @@ export function magnitudeAtRank(x: Float32Array, rank: number, { exact = false }
  * lo ≤ 0 and hi ≥ n keeps everything.
  */
 export function keepMagnitudeRanks(x: Float32Array, lo: number, hi: number): Float32Array {
-  const [band] = magnitudeBands(wholeSource([x]), x.length, [[lo, hi]]);
+  const [band] = magnitudeBands(wholeScan([x]), x.length, [[lo, hi]]);
   applyBand(x, band, 0);
   return x;
 }

@@ -43,18 +43,15 @@ export type ChunkVisitor = (chunks: readonly TypedRange[], offset: number, lengt
 /** One pass over the current tensor's inputs, range by range, in order, from the range at offset `from` (default 0). */
 export type TensorScan = (visit: ChunkVisitor, from?: number) => void;
 
-/** Every input's entries of the current tensor at `indices` (ascending), in f32, in input order. */
-export type TensorGather = (indices: Float64Array) => Float32Array[];
-
 /** Merges one range: writes the merged values of the range starting at `offset` into `out` (its length), in its dtype. */
 export type ChunkMerge = (chunks: readonly TypedRange[], offset: number, out: TypedRange) => void;
 
 /**
- * A merge computed range by range: given a tensor's context, a scan over its inputs (which it may run first, e.g. to
- * find TIES thresholds) and a gather of a few of their entries, returns the merge of one range (its final pass), or
- * null when the method needs the whole tensor (then the {@link TensorMerger} runs).
+ * A merge computed range by range: given a tensor's context and a scan over its inputs (which it may run first, e.g.
+ * to find TIES thresholds), returns the merge of one range (its final pass), or null when the method needs the whole
+ * tensor (then the {@link TensorMerger} runs).
  */
-export type ChunkedMerger = (ctx: TensorContext, scan: TensorScan, gather: TensorGather) => ChunkMerge | null;
+export type ChunkedMerger = (ctx: TensorContext, scan: TensorScan) => ChunkMerge | null;
 
 /** Progress after each tensor. */
 export interface MergeProgress {
@@ -197,8 +194,7 @@ export function mergeCheckpoints(opts: StreamMergeOptions): MergeReport {
           const ctx: TensorContext = { name, shape: info.shape, layer: layerIndex(name), numLayers };
           const n = info.byteLength / dtypeSize(info.dtype);
           const scan: TensorScan = (visit, from) => ranges.scan(reads[index], n, visit, from);
-          const gather: TensorGather = (indices) => ranges.gather(reads[index], indices);
-          const ranged = opts.chunked?.(ctx, scan, gather) ?? null;
+          const ranged = opts.chunked?.(ctx, scan) ?? null;
           if (ranged !== null) mergeInRanges(writer, spec, n, scan, ranged, (rangeOut ??= new ArrayBuffer(4 * chunkElements)));
           else writer.write(name, mergeWhole(opts.merge, ctx, sources, spec));
         }
@@ -298,22 +294,6 @@ class RangeReader {
       const length = Math.min(this.chunkElements, n - offset);
       if (visit(infos.map((info, i) => this.read(i, info, offset, length)), offset, length) === false) return;
     }
-  }
-
-  /** Each tensor's entries at `indices` (ascending) in f32, read range by range (only the ranges holding some). */
-  gather(infos: readonly TensorInfo[], indices: Float64Array): Float32Array[] {
-    return infos.map((info, input) => {
-      const n = info.byteLength / dtypeSize(info.dtype);
-      // read() hands f64 ranges over already in f32.
-      const dtype = info.dtype === 'F64' ? 'F32' : (info.dtype as FloatDType);
-      const picked = new (dtype === 'F32' ? Float32Array : Uint16Array)(indices.length);
-      for (let k = 0; k < indices.length; ) {
-        const offset = indices[k] - (indices[k] % this.chunkElements), end = Math.min(offset + this.chunkElements, n);
-        const { data } = this.read(input, info, offset, end - offset);
-        for (; k < indices.length && indices[k] < end; k++) picked[k] = data[indices[k] - offset];
-      }
-      return toF32(picked, dtype);
-    });
   }
 
   /** Bytes [offset, offset + bytes) of input `input`'s tensor `info`, as a buffer and the byte offset in it. */

@@ -175,6 +175,25 @@ test('magnitudeBracket: native equals reference over chunks, from f32 and from x
   }
 });
 
+test('magnitudeGather: native equals the magnitude bits at the positions, from f32 and from x − base; a position outside is named', () => {
+  for (const n of SIZES) {
+    const { d, one, two } = vectorForms(n, n + 11);
+    const mags = new Uint32Array(d.buffer).map((b) => b & 0x7fffffff);
+    // Repeats and any order, more positions than the threading threshold when n allows.
+    const at = Int32Array.from({ length: 300 }, (_, j) => (j * 7919 + (j % 3)) % n);
+    const want = Int32Array.from(at, (i) => mags[i]);
+    for (const k of [native, reference]) {
+      for (const [dtypes, inputs] of [one, two]) {
+        const out = new Int32Array(at.length + 1).fill(-1);
+        k.magnitudeGather(dtypes, inputs, n, at, at.length, out);
+        assert.deepEqual(out.subarray(0, at.length), want, `${k.name} n=${n} ${inputs.length} input(s)`);
+        assert.equal(out[at.length], -1, 'nothing past count');
+      }
+      assert.throws(() => k.magnitudeGather(...one, n, Int32Array.of(0, n), 2, new Int32Array(2)), new RegExp(`at\\[1\\] = ${n} lies outside \\[0, ${n}\\)`));
+    }
+  }
+});
+
 /** Kept indices of a band of ascending (|x|, index) ranks [lo, hi), by sorting. */
 function bandBySort(x: Float32Array, lo: number, hi: number): Set<number> {
   const order = [...x.keys()].sort((i, j) => Math.abs(x[i]) - Math.abs(x[j]) || i - j);

@@ -398,6 +398,11 @@ export interface Kernels {
    */
   magnitudeBracket(dtypes: Int32Array, inputs: readonly (Float32Array | U16)[], n: number, lo: number, hi: number, list: Int32Array, counts: Float64Array): void;
   /**
+   * The magnitude bits of the entries `at` [count] (each in [0, n)) of a vector (given as {@link magnitudeHistogram}
+   * takes it), written to `out` [count]: the sample that brackets a rank.
+   */
+  magnitudeGather(dtypes: Int32Array, inputs: readonly (Float32Array | U16)[], n: number, at: Int32Array, count: number, out: Int32Array): void;
+  /**
    * The index i < n of the entry of a vector (given as {@link magnitudeHistogram} takes it) with magnitude bits `bits`
    * that comes `rank`-th (from 0) among such entries in index order, or −1 − (how many there are) when there are not
    * more than `rank`: where a tie at a magnitude boundary is cut.

@@ -1,6 +1,6 @@
 /**
- * Merging: f32 → f16 casts, weighted sums reading checkpoint dtypes (written in any), magnitude histograms, brackets
- * and rank lookups over task vectors read from two checkpoints' ranges, bands (trimming by magnitude rank), and the
+ * Merging: f32 → f16 casts, weighted sums reading checkpoint dtypes (written in any), magnitude histograms, samples,
+ * brackets and rank lookups over task vectors read from two checkpoints' ranges, bands (trimming by magnitude rank), and the
  * fused TIES trim + sign election + disjoint mean.
  */
 import { CastDType, SignElection, type U16 } from '../kernels.js';
@@ -85,6 +85,15 @@ export function magnitudeBracket(dtypes: Int32Array, inputs: readonly (Float32Ar
       if (counts[2] < list.length) list[counts[2]] = b;
       counts[2]++;
     } else if (b === hi) counts[3]++;
+  }
+}
+
+/** out[j] = the magnitude bits of entry at[j] of the vector, for j < count. */
+export function magnitudeGather(dtypes: Int32Array, inputs: readonly (Float32Array | U16)[], n: number, at: Int32Array, count: number, out: Int32Array): void {
+  const u = magnitudes(vector('magnitudeGather', dtypes, inputs, n), n);
+  for (let j = 0; j < count; j++) {
+    if (!(at[j] >= 0 && at[j] < n)) throw new Error(`magnitudeGather: at[${j}] = ${at[j]} lies outside [0, ${n})`);
+    out[j] = u[at[j]] & 0x7fffffff;
   }
 }
 
