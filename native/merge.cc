@@ -192,7 +192,8 @@ struct FoundList {
     return data.get() + size;
   }
 };
-thread_local FoundList tFound;
+// Per bracket of a call, on each thread.
+thread_local std::vector<FoundList> tFound;
 
 void checkBins(const Args& a, int64_t bins, int64_t shift) {
   if (bins == 0 || bins > (1 << 16) || (bins & (bins - 1)) != 0) a.fail("bins must be a power of two ≤ 65536, got " + std::to_string(bins));
@@ -371,63 +372,92 @@ PEFTJS_EXPORT(magnitudeHistogram) {
   return info.Env().Undefined();
 }
 
-// Tiles of entries: a vectorised count of the four classes, then, in a tile holding entries inside the bracket, a
-// pass that collects them (per thread, appended to the list after the loop). A bracket holds a few percent of the
-// entries, so most tiles of 256 hold some.
-PEFTJS_EXPORT(magnitudeBracket) {
-  Args a(info, "magnitudeBracket");
+// Tiles of entries, each read once for every bracket: the base in f32 (with `based`), then each row's vector (the row,
+// or the row minus the base) and, for each bracket on that row, a vectorised count of the four classes and, in a tile
+// holding entries inside the bracket, a pass that collects them (per thread and bracket, appended to the bracket's
+// list after the loop). A bracket holds a few percent of the entries, so most tiles of 256 hold some.
+PEFTJS_EXPORT(magnitudeBrackets) {
+  Args a(info, "magnitudeBrackets");
   const int64_t n = sizeArg(a, 2, "n");
-  const Vector x = vectorArg(a, 0, 1, n);
-  const int64_t loArg = sizeArg(a, 3, "lo"), hiArg = sizeArg(a, 4, "hi");
-  int32_t* list = a.i32(5);
-  double* counts = a.f64(6);
-  need(a, 6, "counts", 4);
-  if (loArg > hiArg || hiArg > 0x7FFFFFFF) a.fail("need lo ≤ hi < 2³¹");
-  const uint32_t lo = static_cast<uint32_t>(loArg), hi = static_cast<uint32_t>(hiArg);
-  const int64_t capacity = static_cast<int64_t>(a.length(5));
-  int64_t filled = static_cast<int64_t>(counts[2]), below = 0, equal = 0, inner = 0, top = 0;
+  const std::vector<Typed> in = operands(a, 0, 1, n);
+  const bool based = a.flag(3);
+  const int64_t rowCount = static_cast<int64_t>(in.size()) - (based ? 1 : 0);
+  const int32_t* rows = a.i32(4);
+  const int64_t brackets = static_cast<int64_t>(a.length(4));
+  const double* bounds = a.f64(5);
+  need(a, 5, "bounds", 2 * brackets);
+  double* counts = a.f64(7);
+  need(a, 7, "counts", 4 * brackets);
+  if (!info[6].IsArray() || info[6].As<Napi::Array>().Length() != brackets) a.fail("lists must be an array of one Int32Array per bracket");
+  struct Bracket {
+    uint32_t lo, hi;
+    int32_t* list;
+    int64_t capacity;
+  };
+  std::vector<Bracket> bs(static_cast<size_t>(brackets));
+  std::vector<std::vector<int64_t>> onRow(static_cast<size_t>(std::max<int64_t>(rowCount, 0)));
+  for (int64_t b = 0; b < brackets; b++) {
+    if (rows[b] < 0 || rows[b] >= rowCount) a.fail("rows[" + std::to_string(b) + "] = " + std::to_string(rows[b]) + " names no row of " + std::to_string(rowCount));
+    const double lo = bounds[2 * b], hi = bounds[2 * b + 1];
+    if (!(lo >= 0 && lo <= hi && hi <= 0x7FFFFFFF)) a.fail("bracket " + std::to_string(b) + ": need 0 ≤ lo ≤ hi < 2³¹");
+    const Napi::Value list = info[6].As<Napi::Array>().Get(static_cast<uint32_t>(b));
+    if (!list.IsTypedArray() || list.As<Napi::TypedArray>().TypedArrayType() != napi_int32_array) a.fail("lists[" + std::to_string(b) + "] must be an Int32Array");
+    const Napi::TypedArray t = list.As<Napi::TypedArray>();
+    bs[b] = {static_cast<uint32_t>(lo), static_cast<uint32_t>(hi), reinterpret_cast<int32_t*>(static_cast<uint8_t*>(t.ArrayBuffer().Data()) + t.ByteOffset()),
+             static_cast<int64_t>(t.ElementLength())};
+    onRow[rows[b]].push_back(b);
+  }
   const int threads = n >= kParallelMin ? omp_get_max_threads() : 1;
   constexpr int32_t kTile = 256;
-#pragma omp parallel num_threads(threads) reduction(+ : below, equal, inner, top)
+  std::vector<int64_t> total(static_cast<size_t>(4 * brackets), 0);
+#pragma omp parallel num_threads(threads)
   {
-    FoundList& found = tFound;
-    found.size = 0;
-    float v[kTile];
+    std::vector<FoundList>& found = tFound;
+    if (found.size() < bs.size()) found.resize(bs.size());
+    for (FoundList& f : found) f.size = 0;
+    std::vector<int64_t> local(total.size(), 0);
+    float base[kTile], v[kTile];
 #pragma omp for schedule(static) nowait
     for (int64_t t = 0; t < (n + kTile - 1) / kTile; t++) {
       const int64_t i0 = t * kTile;
       const int32_t m = static_cast<int32_t>(std::min<int64_t>(kTile, n - i0));
-      x.tile(i0, m, v);
-      const uint32_t* u = bitsOf(v);
-      // 32-bit counts within a tile vectorise 8 lanes wide (64-bit ones 4).
-      int32_t cb = 0, ce = 0, ci = 0, ct = 0;
+      if (based) load(in[0], i0, m, base);
+      for (int64_t r = 0; r < rowCount; r++) {
+        if (onRow[r].empty()) continue;
+        const Typed& x = in[r + (based ? 1 : 0)];
+        withConverter(x.dtype, x.data, [&](auto p, auto cvt) {
+          p += i0;
+#pragma omp simd
+          for (int32_t i = 0; i < m; i++) v[i] = based ? cvt(p[i]) - base[i] : cvt(p[i]);
+        });
+        const uint32_t* u = bitsOf(v);
+        for (const int64_t b : onRow[r]) {
+          const uint32_t lo = bs[b].lo, hi = bs[b].hi;
+          // 32-bit counts within a tile vectorise 8 lanes wide (64-bit ones 4).
+          int32_t cb = 0, ce = 0, ci = 0, ct = 0;
 #pragma omp simd reduction(+ : cb, ce, ci, ct)
-      for (int32_t i = 0; i < m; i++) {
-        const uint32_t b = u[i] & 0x7FFFFFFFu;
-        cb += b < lo;
-        ce += b == lo;
-        ci += (b > lo) & (b < hi);
-        ct += (b == hi) & (hi != lo);
-      }
-      below += cb;
-      equal += ce;
-      inner += ci;
-      top += ct;
-      if (ci > 0) {
-        found.size += collectInside(u, m, lo, hi, found.room(m));
+          for (int32_t i = 0; i < m; i++) {
+            const uint32_t q = u[i] & 0x7FFFFFFFu;
+            cb += q < lo;
+            ce += q == lo;
+            ci += (q > lo) & (q < hi);
+            ct += (q == hi) & (hi != lo);
+          }
+          int64_t* c = local.data() + 4 * b;
+          c[0] += cb, c[1] += ce, c[2] += ci, c[3] += ct;
+          if (ci > 0) found[b].size += collectInside(u, m, lo, hi, found[b].room(m));
+        }
       }
     }
 #pragma omp critical
-    {
-      const int64_t take = std::max<int64_t>(0, std::min<int64_t>(found.size, capacity - filled));
-      std::copy(found.data.get(), found.data.get() + take, list + filled);
-      filled += take;
+    for (int64_t b = 0; b < brackets; b++) {
+      const int64_t filled = static_cast<int64_t>(counts[4 * b + 2]) + total[4 * b + 2];
+      const int64_t take = std::max<int64_t>(0, std::min<int64_t>(found[b].size, bs[b].capacity - filled));
+      std::copy(found[b].data.get(), found[b].data.get() + take, bs[b].list + filled);
+      for (int k = 0; k < 4; k++) total[4 * b + k] += local[4 * b + k];
     }
   }
-  counts[0] += static_cast<double>(below);
-  counts[1] += static_cast<double>(equal);
-  counts[2] += static_cast<double>(inner);
-  counts[3] += static_cast<double>(top);
+  for (int64_t j = 0; j < 4 * brackets; j++) counts[j] += static_cast<double>(total[j]);
   return info.Env().Undefined();
 }
 

@@ -110,8 +110,7 @@ function taskFamily(sparsify: Sparsify | null, consensus: Consensus | null, norm
       const n = call.ctx.shape.reduce((a, d) => a * d, 1);
       const combine = rowCombiner(Float32Array.from(weights(call)), options(call));
       // Task vector j of a range: model j + 1 minus the base (input 0), read as they are stored.
-      const taskVectors = (chunks: readonly TypedRange[]): VectorChunk[] =>
-        chunks.slice(1).map((x) => ({ dtypes: Int32Array.of(x.dtype, chunks[0].dtype), inputs: [x.data, chunks[0].data] }));
+      const taskVectors = (chunks: readonly TypedRange[]): VectorChunk => ({ dtypes: Int32Array.from(chunks, (x) => x.dtype), inputs: chunks.map((x) => x.data), based: true });
       const bands = sparsify
         ? magnitudeBands(
             (visit, from) => scan((chunks, offset, length) => visit(taskVectors(chunks), offset, length), from),

@@ -14,20 +14,30 @@ import { backend } from '../engine/index.js';
 import { CastDType, type U16 } from '../engine/backend/kernels.js';
 
 /**
- * A chunk of a vector as the selection kernels read it (see magnitudeBracket): one input x, or two, x and a base —
- * the task vector x − base read straight from two checkpoints' ranges — each in its dtype.
+ * A chunk of the vectors a selection reads, as the selection kernels take them (see magnitudeBrackets): when `based`,
+ * vector v is inputs[v + 1] − inputs[0] (task vectors read straight from checkpoints' ranges, subtracted in f32), else
+ * inputs[v]; each input in its dtype.
  */
 export interface VectorChunk {
   dtypes: Int32Array;
   inputs: readonly (Float32Array | U16)[];
+  based: boolean;
+}
+
+/** How many vectors a chunk holds. */
+const vectorCount = (c: VectorChunk): number => c.inputs.length - (c.based ? 1 : 0);
+
+/** Vector v of a chunk as the one-vector kernels take it: [x], or [x, base]. */
+function vectorOf({ dtypes, inputs, based }: VectorChunk, v: number): [Int32Array, (Float32Array | U16)[]] {
+  return based ? [Int32Array.of(dtypes[v + 1], dtypes[0]), [inputs[v + 1], inputs[0]]] : [dtypes.subarray(v, v + 1), [inputs[v]]];
 }
 
 /**
- * One pass over several same-length vectors, chunk by chunk: `visit` gets each chunk of every vector, its offset and
+ * One pass over several same-length vectors, chunk by chunk: `visit` gets each chunk of the vectors, its offset and
  * its length, in order, and may end the pass early by returning false. The pass starts at offset `from` (default 0),
  * which must be the offset of a chunk an earlier pass visited.
  */
-export type VectorScan = (visit: (chunks: readonly VectorChunk[], offset: number, length: number) => void | boolean, from?: number) => void;
+export type VectorScan = (visit: (chunk: VectorChunk, offset: number, length: number) => void | boolean, from?: number) => void;
 
 /** A band of ranks as the backend's keepMagnitudeBand takes it. */
 export interface MagnitudeBand {
@@ -51,7 +61,6 @@ export interface RankedMagnitude {
   start?: (r: number) => [offset: number, rank: number];
 }
 
-const F32 = Int32Array.of(CastDType.F32);
 const TOP_BINS = 1 << 15, TOP_SHIFT = 16, LOW_BINS = 1 << 16;
 /**
  * Entries sampled per vector to bracket a rank, in runs of RUN consecutive entries, and the bracket's half-width in
@@ -100,12 +109,12 @@ function sampleMagnitudes(scan: VectorScan, n: number): Int32Array[] {
   const at = samplePositions(n), size = at.length;
   const samples: Int32Array[] = [];
   let from = 0;
-  scan((chunks, offset, length) => {
+  scan((chunk, offset, length) => {
     let to = from;
     while (to < size && at[to] < offset + length) to++;
     const local = new Int32Array(to - from);
     for (let k = from; k < to; k++) local[k - from] = at[k] - offset;
-    chunks.forEach((c, v) => backend().magnitudeGather(c.dtypes, c.inputs, length, local, local.length, (samples[v] ??= new Int32Array(size)).subarray(from, to)));
+    for (let v = 0; v < vectorCount(chunk); v++) backend().magnitudeGather(...vectorOf(chunk, v), length, local, local.length, (samples[v] ??= new Int32Array(size)).subarray(from, to));
     from = to;
   });
   return samples;
@@ -120,20 +129,25 @@ function sampleMagnitudes(scan: VectorScan, n: number): Int32Array[] {
  */
 function locateRanks(scan: VectorScan, n: number, wanted: readonly (readonly (number | null)[])[]): (RankedMagnitude | null)[][] {
   const samples = sampleMagnitudes(scan, n);
-  let lists = 0;
-  const brackets = wanted.map((w, v) => w.map((rank) => (rank === null ? null : bracket(samples[v], n, rank, lists++))));
+  // Bracket k (in order over the vectors' wanted ranks) reads vector rows[k]; its counts are counts[4k, 4k + 4).
+  const rows: number[] = [], counts = new Float64Array(4 * wanted.flat().filter((r) => r !== null).length);
+  const brackets = wanted.map((w, v) =>
+    w.map((rank) => {
+      if (rank === null) return null;
+      const k = rows.push(v) - 1;
+      return bracket(samples[v], n, rank, counts.subarray(4 * k, 4 * k + 4), k);
+    }),
+  );
+  const all = brackets.flat().filter((b) => b !== null);
+  const vectorOfBracket = Int32Array.from(rows), bounds = Float64Array.from(all.flatMap((b) => [b.lo, b.hi])), lists = all.map((b) => b.list);
   const offsets: number[] = [];
-  scan((chunks, offset, length) => {
+  // Every bracket counts in one pass, each chunk's inputs read once for all of them.
+  scan((chunk, offset, length) => {
     offsets.push(offset);
-    brackets.forEach((bs, v) =>
-      bs.forEach((b) => {
-        if (!b) return;
-        backend().magnitudeBracket(chunks[v].dtypes, chunks[v].inputs, length, b.lo, b.hi, b.list, b.counts);
-        b.after.push(b.counts[1], b.counts[2], b.counts[3]);
-      }),
-    );
+    backend().magnitudeBrackets(chunk.dtypes, chunk.inputs, length, chunk.based, vectorOfBracket, bounds, lists, counts);
+    for (const b of all) b.after.push(b.counts[1], b.counts[2], b.counts[3]);
   });
-  const resolved = brackets.map((bs) => bs.map((b) => b && resolveBracket(b, offsets, lists)));
+  const resolved = brackets.map((bs) => bs.map((b) => b && resolveBracket(b, offsets, all.length)));
   const exact = locateByHistogram(scan, wanted.map((w, v) => w.map((rank, j) => (resolved[v][j] ? null : rank))));
   return resolved.map((rs, v) => rs.map((r, j) => r ?? exact[v][j]));
 }
@@ -143,7 +157,7 @@ interface Bracket {
   /** Magnitude bits bounding the bracket, both included. */
   lo: number;
   hi: number;
-  /** The bits of the entries strictly inside, as magnitudeBracket collects them. */
+  /** The bits of the entries strictly inside, as magnitudeBrackets collects them. */
   list: Int32Array;
   /** Entries below lo, equal to lo, strictly inside, equal to hi (when hi > lo). */
   counts: Float64Array;
@@ -167,16 +181,16 @@ function scratch(slot: number, length: number): Int32Array {
 
 /**
  * The bracket around `rank` of n entries from a sample (which it reorders): MARGIN samples either side of where the
- * rank falls; its list is scratch slot `slot`.
+ * rank falls; its counts are `counts` and its list scratch slot `slot`.
  */
-function bracket(sample: Int32Array, n: number, rank: number, slot: number): Bracket {
+function bracket(sample: Int32Array, n: number, rank: number, counts: Float64Array, slot: number): Bracket {
   const m = sample.length, at = ((rank + 0.5) / n) * m;
   const from = Math.floor(at - MARGIN), to = Math.ceil(at + MARGIN);
   // Room for twice the entries the sample puts strictly inside.
   const expected = ((Math.min(m, to) - Math.max(0, from)) / m) * n;
   const list = scratch(slot, Math.min(n, Math.ceil(2 * expected) + 1024));
   const lo = from < 0 ? 0 : selectRank(sample, m, from), hi = to >= m ? 0x7fffffff : selectRank(sample, m, to);
-  return { rank, lo, hi, list, counts: new Float64Array(4), after: [] };
+  return { rank, lo, hi, list, counts, after: [] };
 }
 
 /**
@@ -240,13 +254,13 @@ function selectRank(a: Int32Array, m: number, r: number): number {
 function locateByHistogram(scan: VectorScan, wanted: readonly (readonly (number | null)[])[]): (RankedMagnitude | null)[][] {
   if (wanted.every((w) => w.every((r) => r === null))) return wanted.map((w) => w.map(() => null));
   const top = wanted.map(() => new Int32Array(TOP_BINS));
-  scan((chunks, _offset, length) =>
-    chunks.forEach((c, v) => wanted[v].some((r) => r !== null) && backend().magnitudeHistogram(c.dtypes, c.inputs, length, top[v], TOP_BINS, TOP_SHIFT, 31, 0)),
+  scan((chunk, _offset, length) =>
+    wanted.forEach((w, v) => w.some((r) => r !== null) && backend().magnitudeHistogram(...vectorOf(chunk, v), length, top[v], TOP_BINS, TOP_SHIFT, 31, 0)),
   );
   const found = wanted.map((w, v) => w.map((rank) => (rank === null ? null : { rank, ...bucketOf(top[v], rank), hist: new Int32Array(LOW_BINS) })));
-  scan((chunks, _offset, length) =>
-    chunks.forEach((c, v) => {
-      for (const f of found[v]) if (f) backend().magnitudeHistogram(c.dtypes, c.inputs, length, f.hist, LOW_BINS, 0, TOP_SHIFT, f.bucket);
+  scan((chunk, _offset, length) =>
+    found.forEach((fs, v) => {
+      for (const f of fs) if (f) backend().magnitudeHistogram(...vectorOf(chunk, v), length, f.hist, LOW_BINS, 0, TOP_SHIFT, f.bucket);
     }),
   );
   return found.map((fs) =>
@@ -293,8 +307,8 @@ export function magnitudeBands(scan: VectorScan, n: number, ranges: readonly (re
   for (const { v, at: { bits, start }, rank, set } of cuts) {
     const [from, first] = start?.(rank) ?? [0, rank];
     let left = first;
-    scan((chunks, offset, length) => {
-      const i = backend().magnitudeRankIndex(chunks[v].dtypes, chunks[v].inputs, length, bits, left);
+    scan((chunk, offset, length) => {
+      const i = backend().magnitudeRankIndex(...vectorOf(chunk, v), length, bits, left);
       if (i >= 0) set(offset + i);
       else left += i + 1;
       return i < 0;
@@ -313,10 +327,10 @@ function applyBand(x: Float32Array, band: MagnitudeBand, offset: number): void {
   if (!keepsAll(band)) backend().keepMagnitudeBand(x, x.length, offset, band.low, band.lowCut, band.high, band.highCut);
 }
 
-/** Whole f32 arrays as one chunk each. */
+/** Whole f32 arrays as vectors in one chunk. */
 const wholeScan = (xs: readonly Float32Array[]): VectorScan => (visit, from = 0) => {
   if (from !== 0) throw new Error(`wholeScan: a pass starts at 0, not ${from}`);
-  visit(xs.map((x) => ({ dtypes: F32, inputs: [x] })), 0, xs[0]?.length ?? 0);
+  visit({ dtypes: new Int32Array(xs.length).fill(CastDType.F32), inputs: xs, based: false }, 0, xs[0]?.length ?? 0);
 };
 
 /**

@@ -150,27 +150,41 @@ test('magnitudeHistogram: native equals reference (accumulating, with a prefix m
   assert.throws(() => native.magnitudeHistogram(Int32Array.of(0, 0, 0), [new Float32Array(4), new Float32Array(4), new Float32Array(4)], 4, new Int32Array(16), 16, 0, 31, 0), /one input \(x\) or two/);
 });
 
-test('magnitudeBracket: native equals reference over chunks, from f32 and from x − base (counts, and the collected bits as a multiset); an overfull list keeps counting', () => {
+test('magnitudeBrackets: native equals direct counts over chunks, for vectors read as they are and as x − base, several brackets per vector (counts, and the collected bits as a multiset); an overfull list keeps counting', () => {
+  const bitsOf = (v: number) => new Uint32Array(new Float32Array([v]).buffer)[0];
   for (const n of SIZES) {
-    const { d, one, two } = vectorForms(n, n + 7);
-    const bitsOf = (v: number) => new Uint32Array(new Float32Array([v]).buffer)[0];
-    const lo = bitsOf(0.25), hi = bitsOf(0.5);
-    const mags = [...new Uint32Array(d.buffer)].map((b) => b & 0x7fffffff);
-    const want = [mags.filter((b) => b < lo).length, mags.filter((b) => b === lo).length, mags.filter((b) => b > lo && b < hi).length, mags.filter((b) => b === hi).length];
-    const inside = mags.filter((b) => b > lo && b < hi).sort((p, q) => p - q);
+    const [ab, a] = rounded(rand(n, n + 7, -2, 2).map((v) => Math.round(v * 32) / 32), CastDType.BF16);
+    const [bb, b] = rounded(rand(n, n + 8, -2, 2).map((v) => Math.round(v * 32) / 32), CastDType.BF16);
+    const [hh, h] = rounded(rand(n, n + 9, -2, 2).map((v) => Math.round(v * 64) / 64), CastDType.F16);
+    const vectors = [a.map((v, i) => v - h[i]), b.map((v, i) => v - h[i])];
+    // Two brackets on vector 1 (one of them a single magnitude), one on vector 0.
+    const rows = Int32Array.of(1, 0, 1);
+    const bounds = Float64Array.of(bitsOf(0.25), bitsOf(0.5), bitsOf(0.125), bitsOf(1), bitsOf(0.75), bitsOf(0.75));
+    const mags = vectors.map((d) => [...new Uint32Array(d.buffer)].map((u) => u & 0x7fffffff));
+    const want = [...rows].map((r, k) => {
+      const [lo, hi] = [bounds[2 * k], bounds[2 * k + 1]], m = mags[r];
+      return { counts: [m.filter((q) => q < lo).length, m.filter((q) => q === lo).length, m.filter((q) => q > lo && q < hi).length, hi > lo ? m.filter((q) => q === hi).length : 0], inside: m.filter((q) => q > lo && q < hi).sort((p, q) => p - q) };
+    });
+    const forms: [string, Int32Array, (Float32Array | Uint16Array)[], boolean][] = [
+      ['x − base', Int32Array.of(CastDType.F16, CastDType.BF16, CastDType.BF16), [hh, ab, bb], true],
+      ['as they are', Int32Array.of(CastDType.F32, CastDType.F32), vectors, false],
+    ];
     for (const k of [native, reference]) {
-      for (const [dtypes, inputs] of [one, two]) {
-        const list = new Int32Array(n), counts = new Float64Array(4);
+      for (const [form, dtypes, inputs, based] of forms) {
+        const lists = [...rows].map(() => new Int32Array(n)), counts = new Float64Array(4 * rows.length);
         const cut = Math.floor(n / 2);
-        k.magnitudeBracket(dtypes, inputs.map((x) => x.subarray(0, cut)), cut, lo, hi, list, counts);
-        k.magnitudeBracket(dtypes, inputs.map((x) => x.subarray(cut)), n - cut, lo, hi, list, counts);
-        const label = `${k.name} n=${n} ${inputs.length} input(s)`;
-        assert.deepEqual([...counts], want, `${label}: counts`);
-        assert.deepEqual([...list.subarray(0, want[2])].sort((p, q) => p - q), inside, `${label}: collected bits`);
-        const small = new Int32Array(3), c = new Float64Array(4);
-        k.magnitudeBracket(dtypes, inputs, n, lo, hi, small, c);
-        assert.deepEqual([...c], want, `${label}: counts past a full list`);
+        k.magnitudeBrackets(dtypes, inputs.map((x) => x.subarray(0, cut)), cut, based, rows, bounds, lists, counts);
+        k.magnitudeBrackets(dtypes, inputs.map((x) => x.subarray(cut)), n - cut, based, rows, bounds, lists, counts);
+        want.forEach((w, j) => {
+          const label = `${k.name} n=${n} ${form}, bracket ${j}`;
+          assert.deepEqual([...counts.subarray(4 * j, 4 * j + 4)], w.counts, `${label}: counts`);
+          assert.deepEqual([...lists[j].subarray(0, w.counts[2])].sort((p, q) => p - q), w.inside, `${label}: collected bits`);
+        });
+        const small = [...rows].map(() => new Int32Array(3)), c = new Float64Array(4 * rows.length);
+        k.magnitudeBrackets(dtypes, inputs, n, based, rows, bounds, small, c);
+        want.forEach((w, j) => assert.deepEqual([...c.subarray(4 * j, 4 * j + 4)], w.counts, `${k.name} n=${n} ${form}, bracket ${j}: counts past a full list`));
       }
+      assert.throws(() => k.magnitudeBrackets(...forms[0].slice(1, 3) as [Int32Array, Uint16Array[]], n, true, Int32Array.of(2), Float64Array.of(0, 1), [new Int32Array(1)], new Float64Array(4)), /rows\[0\] = 2 names no row of 2/);
     }
   }
 });

@@ -391,12 +391,24 @@ export interface Kernels {
    */
   magnitudeHistogram(dtypes: Int32Array, inputs: readonly (Float32Array | U16)[], n: number, hist: Int32Array, bins: number, shift: number, matchShift: number, match: number): void;
   /**
-   * One pass of a bracketed rank search over the magnitude bits b of a vector (given as {@link magnitudeHistogram}
-   * takes it; lo ≤ hi < 2³¹): adds to `counts` [4] the numbers of entries with b < lo, b = lo, lo < b < hi and b = hi
-   * (> lo), and writes the b of the third kind into `list` from index counts[2] (its value on entry) on, in
-   * unspecified order, as many as fit. Consecutive chunks of a vector accumulate into one list.
+   * One pass of bracketed rank searches over the magnitude bits b of several vectors read together: with `based`,
+   * vector r is inputs[r + 1] − inputs[0] (task vectors read straight from checkpoints' ranges, subtracted in f32),
+   * else inputs[r]; each input read as its dtype (as {@link weightedSum} reads them) and once for all the vectors.
+   * Bracket k reads vector `rows[k]` with bounds lo = bounds[2k] ≤ hi = bounds[2k + 1] < 2³¹: it adds to
+   * counts[4k, 4k + 4) the numbers of entries with b < lo, b = lo, lo < b < hi and b = hi (> lo), and writes the b of
+   * the third kind into `lists[k]` from index counts[4k + 2] (its value on entry) on, in unspecified order, as many as
+   * fit. Consecutive chunks of the vectors accumulate into the same lists.
    */
-  magnitudeBracket(dtypes: Int32Array, inputs: readonly (Float32Array | U16)[], n: number, lo: number, hi: number, list: Int32Array, counts: Float64Array): void;
+  magnitudeBrackets(
+    dtypes: Int32Array,
+    inputs: readonly (Float32Array | U16)[],
+    n: number,
+    based: boolean,
+    rows: Int32Array,
+    bounds: Float64Array,
+    lists: readonly Int32Array[],
+    counts: Float64Array,
+  ): void;
   /**
    * The magnitude bits of the entries `at` [count] (each in [0, n)) of a vector (given as {@link magnitudeHistogram}
    * takes it), written to `out` [count]: the sample that brackets a rank.

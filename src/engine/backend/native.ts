@@ -53,7 +53,7 @@ const KERNEL_FUNCTIONS = [
   'loraGather',
   'svd', 'solve',
   'adamw', 'sgd',
-  'castF32ToF16', 'weightedSum', 'magnitudeHistogram', 'magnitudeBracket', 'magnitudeGather', 'magnitudeRankIndex', 'keepMagnitudeBand', 'tiesCombine',
+  'castF32ToF16', 'weightedSum', 'magnitudeHistogram', 'magnitudeBrackets', 'magnitudeGather', 'magnitudeRankIndex', 'keepMagnitudeBand', 'tiesCombine',
   'benchRawGemm', 'reserveWindow', 'mapWindow', 'unmap', 'readAhead',
 ] as const satisfies readonly Exclude<keyof NativeKernels, 'name'>[];
 

@@ -11,7 +11,7 @@ import { gemm } from './gemm.js';
 import { crossEntropy, crossEntropyBackward } from './loss.js';
 import { solve, svd } from './linalg.js';
 import { loraGather } from './lora-gather.js';
-import { castF32ToF16, keepMagnitudeBand, magnitudeBracket, magnitudeGather, magnitudeHistogram, magnitudeRankIndex, tiesCombine, weightedSum } from './merge.js';
+import { castF32ToF16, keepMagnitudeBand, magnitudeBrackets, magnitudeGather, magnitudeHistogram, magnitudeRankIndex, tiesCombine, weightedSum } from './merge.js';
 import { layerNorm, layerNormBackward, rmsNorm, rmsNormBackward } from './norm.js';
 import { adamw, sgd } from './optim.js';
 import { sum, sumSquares } from './reduce.js';
@@ -62,7 +62,7 @@ export const reference: Kernels = {
   castF32ToF16,
   weightedSum,
   magnitudeHistogram,
-  magnitudeBracket,
+  magnitudeBrackets,
   magnitudeGather,
   magnitudeRankIndex,
   keepMagnitudeBand,

@@ -73,19 +73,39 @@ function vector(name: string, dtypes: Int32Array, inputs: readonly (Float32Array
   return v;
 }
 
-/** Counts magnitude bits b < lo, = lo, in (lo, hi) and = hi > lo into `counts`, appending the third kind to `list` from counts[2] while it fits. */
-export function magnitudeBracket(dtypes: Int32Array, inputs: readonly (Float32Array | U16)[], n: number, lo: number, hi: number, list: Int32Array, counts: Float64Array): void {
-  if (!(lo <= hi && hi < 2 ** 31)) throw new Error(`magnitudeBracket: need lo ≤ hi < 2³¹, got ${lo}, ${hi}`);
-  const u = magnitudes(vector('magnitudeBracket', dtypes, inputs, n), n);
-  for (let i = 0; i < n; i++) {
-    const b = u[i] & 0x7fffffff;
-    if (b < lo) counts[0]++;
-    else if (b === lo) counts[1]++;
-    else if (b < hi) {
-      if (counts[2] < list.length) list[counts[2]] = b;
-      counts[2]++;
-    } else if (b === hi) counts[3]++;
-  }
+/**
+ * Per bracket k on vector rows[k] (inputs[r + 1] − inputs[0] when `based`, else inputs[r]): counts magnitude bits
+ * b < lo, = lo, in (lo, hi) and = hi > lo into counts[4k, 4k + 4), appending the third kind to lists[k] from
+ * counts[4k + 2] while it fits.
+ */
+export function magnitudeBrackets(
+  dtypes: Int32Array,
+  inputs: readonly (Float32Array | U16)[],
+  n: number,
+  based: boolean,
+  rows: Int32Array,
+  bounds: Float64Array,
+  lists: readonly Int32Array[],
+  counts: Float64Array,
+): void {
+  const rowCount = inputs.length - (based ? 1 : 0);
+  rows.forEach((r, k) => {
+    const lo = bounds[2 * k], hi = bounds[2 * k + 1], list = lists[k];
+    if (!(r >= 0 && r < rowCount)) throw new Error(`magnitudeBrackets: rows[${k}] = ${r} names no row of ${rowCount}`);
+    if (!(lo >= 0 && lo <= hi && hi < 2 ** 31)) throw new Error(`magnitudeBrackets: bracket ${k}: need 0 ≤ lo ≤ hi < 2³¹`);
+    const [d, x] = based ? [Int32Array.of(dtypes[r + 1], dtypes[0]), [inputs[r + 1], inputs[0]]] : [Int32Array.of(dtypes[r]), [inputs[r]]];
+    const u = magnitudes(vector('magnitudeBrackets', d, x, n), n);
+    const c = counts.subarray(4 * k, 4 * k + 4);
+    for (let i = 0; i < n; i++) {
+      const b = u[i] & 0x7fffffff;
+      if (b < lo) c[0]++;
+      else if (b === lo) c[1]++;
+      else if (b < hi) {
+        if (c[2] < list.length) list[c[2]] = b;
+        c[2]++;
+      } else if (b === hi) c[3]++;
+    }
+  });
 }
 
 /** out[j] = the magnitude bits of entry at[j] of the vector, for j < count. */
