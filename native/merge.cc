@@ -284,7 +284,7 @@ void tiesTiles(const std::vector<Typed>& in, bool models, int64_t n, const float
 #pragma omp parallel if (n >= kParallelMin)
   {
     std::vector<float> masked(static_cast<size_t>(k) * kTile);
-#pragma omp for schedule(static)
+#pragma omp for schedule(dynamic, 64)
     for (int64_t t = 0; t < tiles; t++) {
       const int64_t i0 = t * kTile;
       const int32_t m = static_cast<int32_t>(std::min<int64_t>(kTile, n - i0));
@@ -417,7 +417,7 @@ PEFTJS_EXPORT(magnitudeBrackets) {
     for (FoundList& f : found) f.size = 0;
     std::vector<int64_t> local(total.size(), 0);
     float base[kTile], v[kTile];
-#pragma omp for schedule(static) nowait
+#pragma omp for schedule(dynamic, 64) nowait
     for (int64_t t = 0; t < (n + kTile - 1) / kTile; t++) {
       const int64_t i0 = t * kTile;
       const int32_t m = static_cast<int32_t>(std::min<int64_t>(kTile, n - i0));
@@ -579,7 +579,7 @@ PEFTJS_EXPORT(weightedSum) {
   const Output out = outputArg(a, 5, outDtype, n);
   constexpr int32_t kTile = 1024;
   const int64_t tiles = (n + kTile - 1) / kTile;
-#pragma omp parallel for schedule(static) if (n >= kParallelMin)
+#pragma omp parallel for schedule(dynamic, 64) if (n >= kParallelMin)
   for (int64_t t = 0; t < tiles; t++) {
     const int64_t i0 = t * kTile;
     const int32_t m = static_cast<int32_t>(std::min<int64_t>(kTile, n - i0));
