@@ -15,6 +15,7 @@
 #include <cstring>
 #include <mutex>
 #include <unordered_map>
+#include <vector>
 #include "fused.h"
 #include "registry.h"
 
@@ -147,6 +148,25 @@ PEFTJS_EXPORT(mapWindow) {
   if (!zeroPages(m->addr, filled, m->filled)) a.fail(std::string("cannot reset a window: ") + std::strerror(errno));
   m->filled = filled;
   return Napi::Number::New(info.Env(), static_cast<double>(skip));
+}
+
+// pageCached(path, offset, length): whether every page of the bytes [offset, offset + length) of the file is in the
+// page cache (mincore over a mapping that is never read). For a file the process may not write, Linux reports only
+// the pages the process has mapped, so such a range reads as not cached.
+PEFTJS_EXPORT(pageCached) {
+  peftjs::Args a(info, "pageCached");
+  if (!info[0].IsString()) a.fail("argument 0 must be a path string");
+  const std::string path = info[0].As<Napi::String>().Utf8Value();
+  const int64_t offset = peftjs::sizeArg(a, 1, "offset"), length = peftjs::sizeArg(a, 2, "length");
+  if (length == 0) return Napi::Boolean::New(info.Env(), true);
+  size_t mapped;
+  int64_t skip;
+  void* addr = mapRange(a, path, openRange(a, path, offset, length), offset, length, PROT_READ, MAP_SHARED, mapped, skip);
+  const long page = sysconf(_SC_PAGESIZE);
+  std::vector<unsigned char> resident((mapped + page - 1) / page);
+  const bool all = mincore(addr, mapped, resident.data()) == 0 && std::all_of(resident.begin(), resident.end(), [](unsigned char r) { return (r & 1) != 0; });
+  munmap(addr, mapped);
+  return Napi::Boolean::New(info.Env(), all);
 }
 
 // readAhead(path, offset, length): blocks until the bytes [offset, offset + length) of the file are in the page cache,

@@ -1,12 +1,12 @@
 // The native addon's file mappings: windows holding the bytes of any range (page-aligned or not), one after another,
-// private to the process, released on demand with the buffer detached, and errors that name the file; and its read-ahead, from a worker thread as the
-// merge's read-ahead worker calls it.
+// private to the process, released on demand with the buffer detached, and errors that name the file; its page-cache
+// check; and its read-ahead, from a worker thread as the merge's read-ahead worker calls it.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createRequire } from 'node:module';
 import { once } from 'node:events';
 import { Worker } from 'node:worker_threads';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { nativeAddonPath, type NativeKernels } from '../../src/engine/backend/native.js';
@@ -44,6 +44,24 @@ test('mapWindow: any byte range into a window, in place of the last, copy-on-wri
       native.unmap(w); // a second release is a no-op
     }
     assert.throws(() => native.mapWindow(window, path, 0, 8), /window from reserveWindow/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('pageCached: a file just written is in the page cache, a sparse one never read is not; a missing file and a range past the end are named', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'peftjs-cached-'));
+  try {
+    const written = join(dir, 'written.bin'), sparse = join(dir, 'sparse.bin');
+    writeFileSync(written, new Uint8Array(3 * 4096 + 77).fill(7));
+    writeFileSync(sparse, new Uint8Array(0));
+    truncateSync(sparse, 1 << 20);
+    assert.equal(native.pageCached(written, 0, 3 * 4096 + 77), true);
+    assert.equal(native.pageCached(written, 5000, 10), true);
+    assert.equal(native.pageCached(sparse, 0, 1 << 20), false);
+    assert.equal(native.pageCached(sparse, 9, 0), true, 'an empty range');
+    assert.throws(() => native.pageCached(join(dir, 'missing.bin'), 0, 8), /missing\.bin/);
+    assert.throws(() => native.pageCached(written, 3 * 4096 + 70, 8), /written\.bin: bytes \[\d+, \d+\) lie past the end of the file .* truncated/);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -35,6 +35,11 @@ export interface NativeKernels extends Kernels {
    * is mapped, populated and unmapped); throws naming the file when the range lies past its end or cannot be read.
    */
   readAhead(path: string, offset: number, length: number): void;
+  /**
+   * Whether every page of bytes [offset, offset + length) of a file is in the page cache now (false for a file the
+   * process may not write: Linux then reports only pages it has mapped); throws naming the file as readAhead does.
+   */
+  pageCached(path: string, offset: number, length: number): boolean;
 }
 
 /** Every function the addon must export: the kernel contract (checked exhaustive below) plus the extras. */
@@ -54,7 +59,7 @@ const KERNEL_FUNCTIONS = [
   'svd', 'solve',
   'adamw', 'sgd',
   'castF32ToF16', 'weightedSum', 'magnitudeHistogram', 'magnitudeBrackets', 'magnitudeGather', 'magnitudeRankIndex', 'keepMagnitudeBand', 'tiesCombine',
-  'benchRawGemm', 'reserveWindow', 'mapWindow', 'unmap', 'readAhead',
+  'benchRawGemm', 'reserveWindow', 'mapWindow', 'unmap', 'readAhead', 'pageCached',
 ] as const satisfies readonly Exclude<keyof NativeKernels, 'name'>[];
 
 // Compile-time check that KERNEL_FUNCTIONS lists every kernel: `true` only if nothing is missing.
