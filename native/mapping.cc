@@ -14,6 +14,7 @@
 #include <cerrno>
 #include <cstring>
 #include <mutex>
+#include <thread>
 #include <unordered_map>
 #include <vector>
 #include "fused.h"
@@ -169,22 +170,58 @@ PEFTJS_EXPORT(pageCached) {
   return Napi::Boolean::New(info.Env(), all);
 }
 
-// readAhead(path, offset, length): blocks until the bytes [offset, offset + length) of the file are in the page cache,
-// without copying them anywhere: the range is mapped, its page tables populated (MADV_POPULATE_READ, Linux 5.14+;
-// older kernels: one read per page) and unmapped. A read-ahead worker costs the CPU a few percent of what read()
-// into a buffer does (measured on a VM: 1.08 GB cold, 0.07 s of system time against 0.33–1.06 s).
+// readAhead(paths, offsets, lengths): blocks until the byte ranges [offsets[j], offsets[j] + lengths[j]) of the files
+// paths[j] are in the page cache, without copying them anywhere: each range is mapped, its page tables populated
+// (MADV_POPULATE_READ, Linux 5.14+; older kernels: one read per page) and unmapped, the ranges concurrently (one
+// thread each), as a merge reads a tensor from every checkpoint at once: a disk serving several streams read a merge's
+// inputs faster than one (cold linear merges 1.10 → 1.00 s, medians of 6 alternating runs on a VM). A read-ahead
+// worker costs the CPU a few percent of what read() into a buffer does (measured on a VM: 1.08 GB cold, 0.07 s of
+// system time against 0.33–1.06 s).
 PEFTJS_EXPORT(readAhead) {
   peftjs::Args a(info, "readAhead");
-  if (!info[0].IsString()) a.fail("argument 0 must be a path string");
-  const std::string path = info[0].As<Napi::String>().Utf8Value();
-  const int64_t offset = peftjs::sizeArg(a, 1, "offset"), length = peftjs::sizeArg(a, 2, "length");
-  if (length == 0) return info.Env().Undefined();
-  size_t mapped;
-  int64_t skip;
-  void* addr = mapRange(a, path, openRange(a, path, offset, length), offset, length, PROT_READ, MAP_SHARED, mapped, skip);
-  const int err = populate(addr, mapped);
-  munmap(addr, mapped);
-  if (err != 0) a.fail(path + ": cannot read " + std::to_string(length) + " bytes at " + std::to_string(offset) + ": " + std::strerror(err));
+  if (!info[0].IsArray()) a.fail("argument 0 must be an array of path strings");
+  const Napi::Array paths = info[0].As<Napi::Array>();
+  const size_t k = paths.Length();
+  const double* offsets = a.f64(1);
+  const double* lengths = a.f64(2);
+  if (a.length(1) < k || a.length(2) < k) a.fail("offsets and lengths must hold a number per path");
+  struct Range {
+    std::string path;
+    void* addr = nullptr;
+    size_t mapped = 0;
+    int err = 0;
+  };
+  std::vector<Range> ranges(k);
+  const auto unmapAll = [&] {
+    for (Range& r : ranges)
+      if (r.addr) munmap(r.addr, r.mapped);
+  };
+  try {
+    for (size_t j = 0; j < k; j++) {
+      const Napi::Value p = paths.Get(static_cast<uint32_t>(j));
+      if (!p.IsString()) a.fail("paths[" + std::to_string(j) + "] must be a path string");
+      Range& r = ranges[j];
+      r.path = p.As<Napi::String>().Utf8Value();
+      const int64_t offset = static_cast<int64_t>(offsets[j]), length = static_cast<int64_t>(lengths[j]);
+      if (!(offsets[j] >= 0 && lengths[j] >= 0)) a.fail(r.path + ": offset and length must be ≥ 0");
+      if (length == 0) continue;
+      int64_t skip;
+      r.addr = mapRange(a, r.path, openRange(a, r.path, offset, length), offset, length, PROT_READ, MAP_SHARED, r.mapped, skip);
+    }
+  } catch (...) {
+    unmapAll();
+    throw;
+  }
+  std::vector<std::thread> threads;
+  for (size_t j = 1; j < k; j++)
+    if (ranges[j].addr) threads.emplace_back([&r = ranges[j]] { r.err = populate(r.addr, r.mapped); });
+  if (k > 0 && ranges[0].addr) ranges[0].err = populate(ranges[0].addr, ranges[0].mapped);
+  for (std::thread& t : threads) t.join();
+  unmapAll();
+  for (size_t j = 0; j < k; j++)
+    if (ranges[j].err != 0)
+      a.fail(ranges[j].path + ": cannot read " + std::to_string(static_cast<int64_t>(lengths[j])) + " bytes at " + std::to_string(static_cast<int64_t>(offsets[j])) + ": " +
+             std::strerror(ranges[j].err));
   return info.Env().Undefined();
 }
 

@@ -3,10 +3,10 @@
  * order the merge will consume them, so they are there when the main thread reads them. Disk reads then overlap the
  * merge's compute and writes instead of alternating with them, while the merge's own API stays synchronous. The
  * worker stays at most `aheadBytes` past the tensor the merge is on (the page cache, not the process's memory, holds
- * what it read). With the native addon it reads without copying (`readAhead`: the pages are mapped and populated);
- * otherwise it reads into a buffer it throws away, which costs the CPU far more (a cold read's copy out of freshly
- * read pages took 0.33–1.06 s of system time per GB on a VM, against 0.07 s). Tensors already in the page cache when
- * the merge starts are skipped (native `pageCached`).
+ * what it read), reading a tensor from every checkpoint at once. With the native addon it reads without copying
+ * (`readAhead`: the pages are mapped and populated, one thread per checkpoint) and skips tensors already wholly in the
+ * page cache (`pageCached`); otherwise it reads into a buffer it throws away, which costs the CPU far more (a cold
+ * read's copy out of freshly read pages took 0.33–1.06 s of system time per GB on a VM, against 0.07 s).
  */
 import { Worker } from 'node:worker_threads';
 
@@ -32,19 +32,23 @@ const { readAhead, pageCached } = addon ? require(addon) : {};
 const buf = addon ? null : Buffer.allocUnsafe(PIECE);
 // A tensor wholly in the page cache is not read again: populating it cost a warm merge as much CPU as reading it.
 const cached = (t) => Boolean(pageCached) && t.every((r) => pageCached(r.file, r.offset, r.length));
-// Reads [offset, offset + length) of file into the page cache; returns the bytes read (0 at the end of the file).
-const read = (file, offset, length) => {
-  if (readAhead) return readAhead(file, offset, length), length;
-  if (!fds.has(file)) fds.set(file, fs.openSync(file, 'r'));
-  return fs.readSync(fds.get(file), buf, 0, length, offset);
+// Reads the next PIECE (at most) of every range of tensor t from \`done\` bytes into the page cache: with the addon all at
+// once (one stream per checkpoint), else one after another into a buffer thrown away.
+const readPieces = (t, done) => {
+  const ranges = t.filter((r) => r.length > done);
+  const lengths = ranges.map((r) => Math.min(PIECE, r.length - done));
+  if (readAhead) return readAhead(ranges.map((r) => r.file), Float64Array.from(ranges, (r) => r.offset + done), Float64Array.from(lengths));
+  ranges.forEach((r, j) => {
+    if (!fds.has(r.file)) fds.set(r.file, fs.openSync(r.file, 'r'));
+    for (let got = 0, n = 1; got < lengths[j] && n > 0; got += n) n = fs.readSync(fds.get(r.file), buf, 0, lengths[j] - got, r.offset + done + got);
+  });
 };
 for (let u = 0; u < tensors.length && !Atomics.load(state, 1); u++) {
   let at;
   while (!Atomics.load(state, 1) && prefix[u] - prefix[(at = Atomics.load(state, 0))] > ahead) Atomics.wait(state, 0, at, 100);
   if (u < Atomics.load(state, 0) || cached(tensors[u])) continue;
-  for (const r of tensors[u])
-    for (let done = 0, n = 1; done < r.length && n > 0 && !Atomics.load(state, 1); done += n)
-      n = read(r.file, r.offset + done, Math.min(PIECE, r.length - done));
+  const longest = Math.max(0, ...tensors[u].map((r) => r.length));
+  for (let done = 0; done < longest && !Atomics.load(state, 1); done += PIECE) readPieces(tensors[u], done);
 }
 for (const fd of fds.values()) fs.closeSync(fd);
 `;

@@ -67,23 +67,27 @@ test('pageCached: a file just written is in the page cache, a sparse one never r
   }
 });
 
-test('readAhead: any range, in a worker thread too, leaves the file as it was; a missing file and a range past the end are named', async () => {
+test('readAhead: any ranges, of several files at once, in a worker thread too, leave the files as they were; a missing file and a range past the end are named', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'peftjs-readahead-'));
   try {
-    const path = join(dir, 'data.bin');
+    const path = join(dir, 'data.bin'), other = join(dir, 'other.bin');
     const bytes = Uint8Array.from({ length: 3 * 4096 + 77 }, (_, i) => (i * 13 + 5) & 0xff);
     writeFileSync(path, bytes);
-    for (const [offset, length] of [[0, bytes.length], [1, 10], [4095, 2], [5000, 7000], [9, 0]]) native.readAhead(path, offset, length);
+    writeFileSync(other, bytes.subarray(0, 5000));
+    const f64 = (...v: number[]) => Float64Array.from(v);
+    for (const [offset, length] of [[0, bytes.length], [1, 10], [4095, 2], [5000, 7000], [9, 0]]) native.readAhead([path], f64(offset), f64(length));
+    native.readAhead([path, other, path], f64(4095, 0, 0), f64(5000, 5000, 0));
+    native.readAhead([], f64(), f64());
     assert.deepEqual(new Uint8Array(readFileSync(path)), bytes);
-    assert.throws(() => native.readAhead(join(dir, 'missing.bin'), 0, 8), /missing\.bin/);
-    assert.throws(() => native.readAhead(path, bytes.length - 4, 8), /data\.bin: bytes \[\d+, \d+\) lie past the end of the file .* truncated/);
+    assert.throws(() => native.readAhead([path, join(dir, 'missing.bin')], f64(0, 0), f64(8, 8)), /missing\.bin/);
+    assert.throws(() => native.readAhead([other, path], f64(0, bytes.length - 4), f64(8, 8)), /data\.bin: bytes \[\d+, \d+\) lie past the end of the file .* truncated/);
     // The read-ahead worker loads the addon in its own thread (prefetch.ts): the same calls there.
     const worker = new Worker(
       `const { workerData, parentPort } = require('node:worker_threads');
        const { readAhead } = require(workerData.addon);
-       readAhead(workerData.path, 4095, 5000);
+       readAhead([workerData.path, workerData.path], Float64Array.of(4095, 0), Float64Array.of(5000, 100));
        let named = '';
-       try { readAhead(workerData.path, 0, 1 << 20); } catch (e) { named = e.message; }
+       try { readAhead([workerData.path], Float64Array.of(0), Float64Array.of(1 << 20)); } catch (e) { named = e.message; }
        parentPort.postMessage(named);`,
       { eval: true, workerData: { addon: nativeAddonPath(), path } },
     );

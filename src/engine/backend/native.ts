@@ -31,10 +31,11 @@ export interface NativeKernels extends Kernels {
   /** Releases a {@link NativeKernels.reserveWindow} buffer now and detaches it (its views become empty). */
   unmap(buffer: ArrayBuffer): void;
   /**
-   * Blocks until bytes [offset, offset + length) of the file are in the page cache, without copying them (the range
-   * is mapped, populated and unmapped); throws naming the file when the range lies past its end or cannot be read.
+   * Blocks until the byte ranges [offsets[j], offsets[j] + lengths[j]) of the files paths[j] are in the page cache,
+   * without copying them (each range is mapped, populated and unmapped), the ranges concurrently; throws naming the
+   * file when a range lies past its end or cannot be read.
    */
-  readAhead(path: string, offset: number, length: number): void;
+  readAhead(paths: readonly string[], offsets: Float64Array, lengths: Float64Array): void;
   /**
    * Whether every page of bytes [offset, offset + length) of a file is in the page cache now (false for a file the
    * process may not write: Linux then reports only pages it has mapped); throws naming the file as readAhead does.
