@@ -158,7 +158,6 @@ const median = (xs: number[]) => {
 };
 const pct = (x: number) => `${(100 * x).toFixed(0)}%`;
 
-
 function child(method: string, root: string, outRoot: string): void {
   const base = join(root, 'base'), a = join(root, 'a'), b = join(root, 'b');
   const yaml =

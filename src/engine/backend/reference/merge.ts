@@ -89,12 +89,17 @@ export function magnitudeBrackets(
   counts: Float64Array,
 ): void {
   const rowCount = inputs.length - (based ? 1 : 0);
+  // Each row's magnitude bits, computed once however many brackets read the row.
+  const rowBits: Uint32Array[] = [];
+  const bitsOf = (r: number): Uint32Array => {
+    const [d, x] = based ? [Int32Array.of(dtypes[r + 1], dtypes[0]), [inputs[r + 1], inputs[0]]] : [Int32Array.of(dtypes[r]), [inputs[r]]];
+    return magnitudes(vector('magnitudeBrackets', d, x, n), n);
+  };
   rows.forEach((r, k) => {
     const lo = bounds[2 * k], hi = bounds[2 * k + 1], list = lists[k];
     if (!(r >= 0 && r < rowCount)) throw new Error(`magnitudeBrackets: rows[${k}] = ${r} names no row of ${rowCount}`);
     if (!(lo >= 0 && lo <= hi && hi < 2 ** 31)) throw new Error(`magnitudeBrackets: bracket ${k}: need 0 ≤ lo ≤ hi < 2³¹`);
-    const [d, x] = based ? [Int32Array.of(dtypes[r + 1], dtypes[0]), [inputs[r + 1], inputs[0]]] : [Int32Array.of(dtypes[r]), [inputs[r]]];
-    const u = magnitudes(vector('magnitudeBrackets', d, x, n), n);
+    const u = (rowBits[r] ??= bitsOf(r));
     const c = counts.subarray(4 * k, 4 * k + 4);
     for (let i = 0; i < n; i++) {
       const b = u[i] & 0x7fffffff;
