@@ -6,6 +6,8 @@
 #include <cmath>
 #include <cstring>
 #include <memory>
+#include <type_traits>
+#include <utility>
 #include <vector>
 #if defined(__AVX2__)
 #include <immintrin.h>
@@ -272,22 +274,120 @@ enum Election { kNone = 0, kSum = 1, kCount = 2 };
 constexpr int32_t kTiesTile = 512;
 const float kZeros[kTiesTile] = {};
 
-// Tiles of entries, in 2k + 3 passes over tiles that stay in L1, each a contiguous, branch-free loop that vectorises:
-// the base in f32; zeroed sums; per row, τⱼ (the row, or the row minus the base) trimmed to its band and weighted,
-// and the vote; per row, the agreeing sums; and the disjoint mean written straight in the output dtype. (Each pass
-// costs about as much as the arithmetic it holds, so the passes are few.)
+// The disjoint mean of an entry: as mergekit, divided by the agreeing weights' sum when it is not 0 (without an
+// election, when |Σ wⱼ| ≥ 1e-8), then scaled by λ and added to the base.
+template <int kElection>
+inline float disjointMean(float base, float acc, float agree, float lambda, bool normalize) {
+  const bool divide = kElection == kNone ? std::fabs(agree) >= 1e-8f : agree != 0;
+  return base + lambda * acc / (normalize && divide ? agree : 1.f);
+}
+
+// f(j) for the compile-time constants j = 0, 1, …, K − 1, as straight-line code (so a loop around it vectorises).
+template <typename F, size_t... J>
+inline void unrolledAt(F&& f, std::index_sequence<J...>) {
+  (f(std::integral_constant<int, J>{}), ...);
+}
+template <int K, typename F>
+inline void unrolled(F&& f) {
+  unrolledAt(f, std::make_index_sequence<K>{});
+}
+
+// The most task vectors the one-pass tile (tiesTile) takes; more go through the passes of tiesTiles.
+constexpr int kTiesFusedMax = 4;
+
+// One tile of K task vectors whose inputs share the type T (converted by cvt), none with a band boundary's index cut
+// inside the tile: trim, vote, agreeing sums and the disjoint mean in one vectorised pass that keeps every row's
+// value in registers (half the instructions of the passes of tiesTiles, which store and reload them). res[i] gets
+// entry i in f32.
+template <int kElection, int K, typename T, typename Cvt>
+void tiesTile(const T* const* rows, Cvt cvt, bool models, const float* weights, const MagnitudeRange* bands, int32_t m, float lambda, bool normalize,
+              float* res) {
+  // Local copies, so the loop reads them from registers and not through pointers it cannot prove unchanged.
+  const T* p[K + 1];
+  float w[K];
+  uint32_t lo[K], span[K];
+  for (int j = 0; j <= K; j++) p[j] = rows[j];
+  for (int j = 0; j < K; j++) w[j] = weights[j], lo[j] = bands[j].lo, span[j] = bands[j].span;
+  // τⱼ subtracts the base, or +0 (x − +0 = x for every float), through a bit mask: a select on `models` in the loop
+  // kept GCC from vectorising it.
+  const uint32_t keepBase = models ? 0xFFFFFFFFu : 0u;
+#pragma omp simd
+  for (int32_t i = 0; i < m; i++) {
+    const float base = cvt(p[0][i]), subtract = floatOf(peftjs::bitsOf(base) & keepBase);
+    float v[K], vote = 0;
+    unrolled<K>([&](auto j) {
+      const float x = cvt(p[j + 1][i]) - subtract;
+      v[j] = (peftjs::bitsOf(x) & 0x7FFFFFFFu) - lo[j] <= span[j] ? w[j] * x : 0.f;  // MagnitudeRange::keeps
+      vote += kElection == kCount ? static_cast<float>(v[j] > 0) - static_cast<float>(v[j] < 0) : v[j];
+    });
+    float acc = 0, agree = 0;
+    unrolled<K>([&](auto j) {
+      const bool agrees = kElection == kNone || (vote >= 0 ? v[j] : -v[j]) > 0;  // zeros never agree
+      acc += agrees ? v[j] : 0.f;
+      agree += agrees ? w[j] : 0.f;
+    });
+    res[i] = disjointMean<kElection>(base, acc, agree, lambda, normalize);
+  }
+}
+
+// tiesTile for k task vectors (1 ≤ k ≤ kTiesFusedMax) read from in[0] (the base) and in[1..k], all of dtype `dtype`,
+// at entry i0.
+template <int kElection>
+void tiesTileOf(const std::vector<Typed>& in, int64_t dtype, int64_t i0, bool models, const float* w, const MagnitudeRange* band, int32_t m, float lambda,
+                bool normalize, float* res) {
+  withConverter(dtype, in[0].data, [&](auto p0, auto cvt) {
+    using T = std::remove_const_t<std::remove_pointer_t<decltype(p0)>>;
+    const T* p[kTiesFusedMax + 1];
+    for (size_t j = 0; j < in.size(); j++) p[j] = static_cast<const T*>(in[j].data) + i0;
+    switch (in.size() - 1) {
+      case 1: return tiesTile<kElection, 1>(p, cvt, models, w, band, m, lambda, normalize, res);
+      case 2: return tiesTile<kElection, 2>(p, cvt, models, w, band, m, lambda, normalize, res);
+      case 3: return tiesTile<kElection, 3>(p, cvt, models, w, band, m, lambda, normalize, res);
+      default: return tiesTile<kElection, 4>(p, cvt, models, w, band, m, lambda, normalize, res);
+    }
+  });
+}
+
+// Tiles of entries. A tile where no band boundary's index cut falls, of at most kTiesFusedMax task vectors whose
+// inputs share a dtype, goes through tiesTile in one pass; any other in 2k + 3 passes over tiles that stay in L1, each
+// a contiguous, branch-free loop that vectorises: the base in f32; zeroed sums; per row, τⱼ (the row, or the row minus
+// the base) trimmed to its band and weighted, and the vote; per row, the agreeing sums; and the disjoint mean written
+// straight in the output dtype. (Each pass costs about as much as the arithmetic it holds, so the passes are few.)
 template <int kElection>
 void tiesTiles(const std::vector<Typed>& in, bool models, int64_t n, const float* w, const RowBand* bands, int64_t offset, int64_t outDtype,
                Output out, float lambda, bool normalize) {
   constexpr int32_t kTile = kTiesTile;
   const int64_t k = static_cast<int64_t>(in.size()) - 1, tiles = (n + kTile - 1) / kTile;
+  const bool fusable = k >= 1 && k <= kTiesFusedMax && std::all_of(in.begin(), in.end(), [&](const Typed& x) { return x.dtype == in[0].dtype; });
 #pragma omp parallel if (n >= kParallelMin)
   {
     std::vector<float> masked(static_cast<size_t>(k) * kTile);
+    std::vector<MagnitudeRange> ranges(static_cast<size_t>(k), MagnitudeRange(0, 0));
 #pragma omp for schedule(dynamic, 64)
     for (int64_t t = 0; t < tiles; t++) {
       const int64_t i0 = t * kTile;
       const int32_t m = static_cast<int32_t>(std::min<int64_t>(kTile, n - i0));
+      void* const tileOut = static_cast<uint8_t*>(out.data) + i0 * out.size;
+      // Where row j's band boundaries cut the tile by index: a cut strictly inside needs the per-entry predicate.
+      const auto lowFrom = [&](int64_t j) { return static_cast<int32_t>(std::clamp<int64_t>(bands[j].lowCut - offset - i0, 0, m)); };
+      const auto highTo = [&](int64_t j) { return static_cast<int32_t>(std::clamp<int64_t>(bands[j].highCut - offset - i0, 0, m)); };
+      const auto cutInside = [&](int64_t j) {
+        const int32_t lo = lowFrom(j), hi = highTo(j);
+        return (lo > 0 && lo < m) || (hi > 0 && hi < m);
+      };
+      // Without a cut inside, the band is one range of magnitudes for every entry of the tile.
+      const auto range = [&](int64_t j) {
+        return MagnitudeRange(static_cast<int64_t>(bands[j].low) + (lowFrom(j) == m), static_cast<int64_t>(bands[j].high) - (highTo(j) == 0));
+      };
+      bool cut = false;
+      for (int64_t j = 0; j < k; j++) cut = cut || cutInside(j);
+      if (fusable && !cut) {
+        float res[kTile];
+        for (int64_t j = 0; j < k; j++) ranges[j] = range(j);
+        tiesTileOf<kElection>(in, in[0].dtype, i0, models, w, ranges.data(), m, lambda, normalize, res);
+        storeWith(outDtype, tileOut, m, [&](int32_t i) { return res[i]; });
+        continue;
+      }
       float base[kTile];
       load(in[0], i0, m, base);
       const float* subtract = models ? base : kZeros;
@@ -297,10 +397,6 @@ void tiesTiles(const std::vector<Typed>& in, bool models, int64_t n, const float
       for (int64_t j = 0; j < k; j++) {
         float* vj = masked.data() + j * kTile;
         const float wj = w[j];
-        const RowBand& r = bands[j];
-        const int32_t low = r.low, high = r.high;
-        const int32_t lowFrom = static_cast<int32_t>(std::clamp<int64_t>(r.lowCut - offset - i0, 0, m));
-        const int32_t highTo = static_cast<int32_t>(std::clamp<int64_t>(r.highCut - offset - i0, 0, m));
         // τⱼ trimmed to its band by keep(b, i) (b: entry i's magnitude bits), weighted, and its vote.
         const auto trim = [&](auto keep) {
           withConverter(in[j + 1].dtype, in[j + 1].data, [&](auto p, auto cvt) {
@@ -316,14 +412,14 @@ void tiesTiles(const std::vector<Typed>& in, bool models, int64_t n, const float
             }
           });
         };
-        if ((lowFrom > 0 && lowFrom < m) || (highTo > 0 && highTo < m)) {
+        if (cutInside(j)) {
+          const int32_t low = bands[j].low, high = bands[j].high, lo = lowFrom(j), hi = highTo(j);
           trim([=](uint32_t u, int32_t i) {
             const int32_t b = static_cast<int32_t>(u);
-            return ((b > low) | ((b == low) & (i >= lowFrom))) & ((b < high) | ((b == high) & (i < highTo)));
+            return ((b > low) | ((b == low) & (i >= lo))) & ((b < high) | ((b == high) & (i < hi)));
           });
         } else {
-          // No cut inside the tile, so the band is one range of magnitudes for every entry.
-          const MagnitudeRange band(static_cast<int64_t>(low) + (lowFrom == m), static_cast<int64_t>(high) - (highTo == 0));
+          const MagnitudeRange band = range(j);
           trim([=](uint32_t b, int32_t) { return band.keeps(b); });
         }
       }
@@ -342,12 +438,7 @@ void tiesTiles(const std::vector<Typed>& in, bool models, int64_t n, const float
           agree[i] += agrees ? wj : 0.f;
         }
       }
-      storeWith(outDtype, static_cast<uint8_t*>(out.data) + i0 * out.size, m, [&](int32_t i) {
-        // As mergekit: the agreeing weights' sum when it is not 0 — without an election, when |Σ wⱼ| ≥ 1e-8.
-        const bool divide = kElection == kNone ? std::fabs(agree[i]) >= 1e-8f : agree[i] != 0;
-        const float div = normalize && divide ? agree[i] : 1.f;
-        return base[i] + lambda * acc[i] / div;
-      });
+      storeWith(outDtype, tileOut, m, [&](int32_t i) { return disjointMean<kElection>(base[i], acc[i], agree[i], lambda, normalize); });
     }
   }
 }

@@ -264,9 +264,9 @@ function bandOf(x: Float32Array, lo: number, hi: number): number[] {
   return [low, lowCut, high, highCut];
 }
 
-test('tiesCombine: native matches reference (no election, sum and count votes; f32 and bf16 bases), bands equal trimming the rows first, models equal their task vectors, outputs cast', () => {
+test('tiesCombine: native matches reference (no election, sum and count votes; f32 and bf16 bases; up to 4 rows of one dtype in one pass, more in several), bands equal trimming the rows first, models equal their task vectors, outputs cast', () => {
   for (const n of SIZES) {
-    for (const k of [1, 3]) {
+    for (const k of [1, 3, 5]) {
       // Task vectors quantised, so bands cut through ties; each model = base + τ exactly in f32.
       const base = rand(n, n + 9).map((v) => Math.round(v * 256) / 256);
       const [baseBf16] = rounded(base, CastDType.BF16);
@@ -274,7 +274,7 @@ test('tiesCombine: native matches reference (no election, sum and count votes; f
       const models = taus.map((t) => t.map((v, i) => v + base[i]));
       const w = Float32Array.from({ length: k }, (_, j) => 0.5 + j);
       // Row 0 keeps its top half, row 1 a middle band, row 2 nothing.
-      const ranges = [[Math.floor(n / 2), n], [Math.floor(n / 5), Math.floor((3 * n) / 4)], [0, 0]];
+      const ranges = [[Math.floor(n / 2), n], [Math.floor(n / 5), Math.floor((3 * n) / 4)], [0, 0], [0, n], [Math.floor(n / 3), Math.floor(n / 2)]];
       const bands = Float64Array.from(taus.flatMap((t, j) => bandOf(t, ranges[j][0], ranges[j][1])));
       const trimmed = taus.map((t, j) => {
         const y = t.slice();
@@ -299,6 +299,17 @@ test('tiesCombine: native matches reference (no election, sum and count votes; f
           assert.deepEqual(mine, at(native, trimmed, new Float64Array(0), false), `${label}: banded = trimmed rows`);
           // The base here is exact in bf16, so model − base gives back τ exactly.
           if (dtype === CastDType.BF16) for (const kern of [native, reference]) assert.deepEqual(at(kern, models, bands, true), at(kern, taus, bands, false), `${label} ${kern.name}: models`);
+          // Every input in one 16-bit dtype (a checkpoint merge's usual case): models read as themselves, minus the base.
+          for (const half of [CastDType.BF16, CastDType.F16] as const) {
+            const [baseBits] = rounded(base, half), rows = models.map((x) => rounded(x, half)[0]);
+            const halves = (kern: Kernels) => {
+              const out = new Float32Array(n);
+              kern.tiesCombine(Int32Array.from([half, ...rows.map(() => half)]), [baseBits, ...rows], n, w, bands, 0, CastDType.F32, out, 0.8, normalize, election, true);
+              return out;
+            };
+            const mineHalf = halves(native), refHalf = halves(reference);
+            for (let i = 0; i < n; i++) assert.ok(Math.abs(mineHalf[i] - refHalf[i]) <= 1e-6 * (1 + Math.abs(refHalf[i])), `${label} all dtype ${half} [${i}]: ${mineHalf[i]} vs ${refHalf[i]}`);
+          }
           assert.deepEqual(at(native, taus, bands, false, CastDType.BF16), rounded(mine, CastDType.BF16)[0], `${label}: bf16 output`);
         }
       }
