@@ -1,19 +1,22 @@
 // File mappings: windows (ArrayBuffers over reserved address space) into which ranges of files are mapped, so
 // streamed merges read checkpoint tensors where the page cache holds them instead of copying them into buffers; and
-// a read-ahead that brings a range into the page cache without copying it. A window is reserved once and each range
-// is mapped into it in place of the last: a fresh ArrayBuffer per range (hundreds of MB, external memory to V8) made
-// V8 scavenge at the next allocation and start a full marking every few ranges. The mapping is private and writable
-// (copy-on-write: a kernel that writes into an input changes only its own copy, never the file). unmap releases a
-// window at once (the buffer is detached, so JS sees it empty instead of touching freed pages); a window never
-// unmapped is released when it is garbage-collected.
+// a read-ahead thread that brings a merge's ranges into the page cache ahead of it without copying them. A window is
+// reserved once and each range is mapped into it in place of the last: a fresh ArrayBuffer per range (hundreds of MB,
+// external memory to V8) made V8 scavenge at the next allocation and start a full marking every few ranges. The
+// mapping is private and writable (copy-on-write: a kernel that writes into an input changes only its own copy, never
+// the file). unmap releases a window at once (the buffer is detached, so JS sees it empty instead of touching freed
+// pages); a window never unmapped is released when it is garbage-collected.
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <algorithm>
 #include <cerrno>
+#include <condition_variable>
 #include <cstring>
+#include <memory>
 #include <mutex>
+#include <numeric>
 #include <thread>
 #include <unordered_map>
 #include <vector>
@@ -46,52 +49,75 @@ void finalize(Napi::Env, void* data, Mapping* m) {
 }  // namespace
 
 // Opens `path` for reading and checks that [offset, offset + length) lies inside it (pages past the end of a
-// mapped file raise SIGBUS when read): the descriptor, or a failure naming the file.
-static int openRange(peftjs::Args& a, const std::string& path, int64_t offset, int64_t length) {
+// mapped file raise SIGBUS when read): the descriptor, or −1 with `error` naming the file.
+static int openRange(const std::string& path, int64_t offset, int64_t length, std::string& error) {
   const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) a.fail(path + ": " + std::strerror(errno));
+  if (fd < 0) {
+    error = path + ": " + std::strerror(errno);
+    return -1;
+  }
   struct stat st;
-  if (fstat(fd, &st) != 0) {
-    const int err = errno;
-    close(fd);
-    a.fail(path + ": " + std::strerror(err));
-  }
-  if (offset + length > st.st_size) {
-    close(fd);
-    a.fail(path + ": bytes [" + std::to_string(offset) + ", " + std::to_string(offset + length) + ") lie past the end of the file (" +
-           std::to_string(st.st_size) + " bytes) — the file is truncated");
-  }
-  return fd;
-}
-
-// Maps [offset, offset + length) of `fd` from the page boundary below `offset`: the mapping's start and length, and
-// where the range starts in it. Closes `fd`.
-static void* mapRange(peftjs::Args& a, const std::string& path, int fd, int64_t offset, int64_t length, int prot, int flags, size_t& mapped, int64_t& skip) {
-  const int64_t page = sysconf(_SC_PAGESIZE), start = offset / page * page;
-  skip = offset - start;
-  mapped = static_cast<size_t>(length + skip);
-  void* addr = mmap(nullptr, mapped, prot, flags, fd, start);
-  const int err = errno;
+  if (fstat(fd, &st) != 0) error = path + ": " + std::strerror(errno);
+  else if (offset + length > st.st_size)
+    error = path + ": bytes [" + std::to_string(offset) + ", " + std::to_string(offset + length) + ") lie past the end of the file (" +
+            std::to_string(st.st_size) + " bytes) — the file is truncated";
+  if (error.empty()) return fd;
   close(fd);
-  if (addr == MAP_FAILED) a.fail(path + ": cannot map " + std::to_string(length) + " bytes at " + std::to_string(offset) + ": " + std::strerror(err));
-  return addr;
+  return -1;
 }
 
 #ifndef MADV_POPULATE_READ
 #define MADV_POPULATE_READ 22
 #endif
 
-// Populates the page tables of a mapping by reading its pages (MADV_POPULATE_READ, Linux 5.14+; older kernels: one
-// read per page): 0, or the errno of a failed read.
-static int populate(void* addr, size_t mapped) {
-  if (madvise(addr, mapped, MADV_POPULATE_READ) == 0) return 0;
-  if (errno != EINVAL) return errno;
-  const long page = sysconf(_SC_PAGESIZE);
-  volatile unsigned char sink;
-  for (size_t i = 0; i < mapped; i += page) sink = static_cast<const unsigned char*>(addr)[i];
-  (void)sink;
-  return 0;
-}
+// Bytes [offset, offset + length) of a file mapped read-only and shared from the page boundary below `offset`, and
+// unmapped when destroyed: pageCached and the read-ahead look at a file's pages through it without reading them into
+// the process. `error` names the file when the range cannot be mapped.
+struct SharedRange {
+  void* addr = nullptr;
+  size_t mapped = 0;
+  std::string error;
+
+  SharedRange(const std::string& path, int64_t offset, int64_t length) {
+    const int fd = openRange(path, offset, length, error);
+    if (fd < 0 || length == 0) {
+      if (fd >= 0) close(fd);
+      return;
+    }
+    const int64_t page = sysconf(_SC_PAGESIZE), start = offset / page * page;
+    mapped = static_cast<size_t>(offset + length - start);
+    void* at = mmap(nullptr, mapped, PROT_READ, MAP_SHARED, fd, start);
+    if (at == MAP_FAILED) error = path + ": cannot map " + std::to_string(length) + " bytes at " + std::to_string(offset) + ": " + std::strerror(errno);
+    else addr = at;
+    close(fd);
+  }
+  SharedRange(const SharedRange&) = delete;
+  SharedRange& operator=(const SharedRange&) = delete;
+  ~SharedRange() {
+    if (addr) munmap(addr, mapped);
+  }
+
+  // Whether every page is in the page cache now (mincore over the mapping, which is never read). For a file the
+  // process may not write, Linux reports only the pages the process has mapped, so such a range reads as not cached.
+  bool cached() const {
+    if (!addr) return error.empty();
+    const long page = sysconf(_SC_PAGESIZE);
+    std::vector<unsigned char> resident((mapped + page - 1) / page);
+    return mincore(addr, mapped, resident.data()) == 0 && std::all_of(resident.begin(), resident.end(), [](unsigned char r) { return (r & 1) != 0; });
+  }
+
+  // Reads every page into the page cache by populating the mapping's page tables (MADV_POPULATE_READ, Linux 5.14+;
+  // older kernels: one read per page), copying nothing: 0, or the errno of a failed read.
+  int populate() const {
+    if (!addr || madvise(addr, mapped, MADV_POPULATE_READ) == 0) return 0;
+    if (errno != EINVAL) return errno;
+    const long page = sysconf(_SC_PAGESIZE);
+    volatile unsigned char sink;
+    for (size_t i = 0; i < mapped; i += page) sink = static_cast<const unsigned char*>(addr)[i];
+    (void)sink;
+    return 0;
+  }
+};
 
 // Maps zero pages over [addr + from, addr + to): readable, private, backed by no memory until written.
 static bool zeroPages(void* addr, size_t from, size_t to) {
@@ -134,7 +160,9 @@ PEFTJS_EXPORT(mapWindow) {
   const int64_t page = sysconf(_SC_PAGESIZE), start = offset / page * page, skip = offset - start;
   const size_t span = static_cast<size_t>(skip + length);
   if (span > m->length) a.fail(path + ": " + std::to_string(length) + " bytes at " + std::to_string(offset) + " do not fit a window of " + std::to_string(m->length) + " bytes");
-  const int fd = openRange(a, path, offset, length);
+  std::string error;
+  const int fd = openRange(path, offset, length, error);
+  if (fd < 0) a.fail(error);
   // MAP_FIXED replaces what the window held; where the new range is shorter, zero pages replace the rest.
   const bool mapped = span == 0 || mmap(m->addr, span, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_FIXED, fd, start) != MAP_FAILED;
   const int err = errno;
@@ -152,76 +180,150 @@ PEFTJS_EXPORT(mapWindow) {
 }
 
 // pageCached(path, offset, length): whether every page of the bytes [offset, offset + length) of the file is in the
-// page cache (mincore over a mapping that is never read). For a file the process may not write, Linux reports only
-// the pages the process has mapped, so such a range reads as not cached.
+// page cache (see SharedRange::cached).
 PEFTJS_EXPORT(pageCached) {
   peftjs::Args a(info, "pageCached");
   if (!info[0].IsString()) a.fail("argument 0 must be a path string");
-  const std::string path = info[0].As<Napi::String>().Utf8Value();
-  const int64_t offset = peftjs::sizeArg(a, 1, "offset"), length = peftjs::sizeArg(a, 2, "length");
-  if (length == 0) return Napi::Boolean::New(info.Env(), true);
-  size_t mapped;
-  int64_t skip;
-  void* addr = mapRange(a, path, openRange(a, path, offset, length), offset, length, PROT_READ, MAP_SHARED, mapped, skip);
-  const long page = sysconf(_SC_PAGESIZE);
-  std::vector<unsigned char> resident((mapped + page - 1) / page);
-  const bool all = mincore(addr, mapped, resident.data()) == 0 && std::all_of(resident.begin(), resident.end(), [](unsigned char r) { return (r & 1) != 0; });
-  munmap(addr, mapped);
-  return Napi::Boolean::New(info.Env(), all);
+  const SharedRange range(info[0].As<Napi::String>().Utf8Value(), peftjs::sizeArg(a, 1, "offset"), peftjs::sizeArg(a, 2, "length"));
+  if (!range.error.empty()) a.fail(range.error);
+  return Napi::Boolean::New(info.Env(), range.cached());
 }
 
-// readAhead(paths, offsets, lengths): blocks until the byte ranges [offsets[j], offsets[j] + lengths[j]) of the files
-// paths[j] are in the page cache, without copying them anywhere: each range is mapped, its page tables populated
-// (MADV_POPULATE_READ, Linux 5.14+; older kernels: one read per page) and unmapped, the ranges concurrently (one
-// thread each), as a merge reads a tensor from every checkpoint at once: a disk serving several streams read a merge's
-// inputs faster than one (cold linear merges 1.10 → 1.00 s, medians of 6 alternating runs on a VM). A read-ahead
-// worker costs the CPU a few percent of what read() into a buffer does (measured on a VM: 1.08 GB cold, 0.07 s of
-// system time against 0.33–1.06 s).
-PEFTJS_EXPORT(readAhead) {
-  peftjs::Args a(info, "readAhead");
-  if (!info[0].IsArray()) a.fail("argument 0 must be an array of path strings");
-  const Napi::Array paths = info[0].As<Napi::Array>();
-  const size_t k = paths.Length();
-  const double* offsets = a.f64(1);
-  const double* lengths = a.f64(2);
-  if (a.length(1) < k || a.length(2) < k) a.fail("offsets and lengths must hold a number per path");
+namespace {
+
+// A read-ahead for a streamed merge: a thread that brings each tensor's ranges into the page cache in the order the
+// merge reads them, at most `ahead` bytes past the tensor the merge is on (at), so disk reads overlap the merge's
+// compute and writes while the merge's own API stays synchronous. It reads a tensor from every checkpoint at once, a
+// thread per range, kPiece bytes at a time (a disk serving several streams read a merge's inputs faster than one:
+// cold linear merges 1.10 → 1.00 s, medians of 6 alternating runs on a 2-core VM), copying nothing (a read() into a
+// buffer thrown away cost 0.33–1.06 s of system time per GB there, populating mappings 0.07 s), and skips tensors
+// already wholly in the page cache (populating them cost a warm merge as much CPU as reading them). Being native, it
+// starts reading at once: a worker thread's first read came 60–100 ms after it was created, on a busy 2-core VM. Read
+// errors only cost the read-ahead: the merge's own reads report them.
+class ReadAhead {
+ public:
   struct Range {
     std::string path;
-    void* addr = nullptr;
-    size_t mapped = 0;
-    int err = 0;
+    int64_t offset, length;
   };
-  std::vector<Range> ranges(k);
-  const auto unmapAll = [&] {
-    for (Range& r : ranges)
-      if (r.addr) munmap(r.addr, r.mapped);
-  };
-  try {
-    for (size_t j = 0; j < k; j++) {
+  static constexpr int64_t kPiece = 8 << 20;
+
+  ReadAhead(std::vector<std::vector<Range>> tensors, double ahead) : tensors_(std::move(tensors)), ahead_(ahead), thread_([this] { run(); }) {}
+  ~ReadAhead() { stop(); }
+
+  // The merge has reached tensor t.
+  void at(int64_t t) {
+    {
+      std::lock_guard<std::mutex> g(lock_);
+      at_ = std::clamp<int64_t>(t, 0, static_cast<int64_t>(tensors_.size()));
+    }
+    moved_.notify_all();
+  }
+
+  // Stops the thread and waits for it (it finishes the piece it is reading).
+  void stop() {
+    {
+      std::lock_guard<std::mutex> g(lock_);
+      stop_ = true;
+    }
+    moved_.notify_all();
+    if (thread_.joinable()) thread_.join();
+  }
+
+ private:
+  void run() {
+    std::vector<double> prefix(1, 0);
+    for (const auto& t : tensors_) prefix.push_back(prefix.back() + std::accumulate(t.begin(), t.end(), 0.0, [](double s, const Range& r) { return s + r.length; }));
+    for (size_t u = 0; u < tensors_.size(); u++) {
+      {
+        std::unique_lock<std::mutex> l(lock_);
+        moved_.wait(l, [&] { return stop_ || prefix[u] - prefix[at_] <= ahead_; });
+        if (stop_) return;
+        if (static_cast<int64_t>(u) < at_) continue;
+      }
+      const std::vector<Range>& t = tensors_[u];
+      if (std::all_of(t.begin(), t.end(), [](const Range& r) { return SharedRange(r.path, r.offset, r.length).cached(); })) continue;
+      const int64_t longest = std::accumulate(t.begin(), t.end(), int64_t{0}, [](int64_t m, const Range& r) { return std::max(m, r.length); });
+      for (int64_t done = 0; done < longest && !stopping(); done += kPiece) readPieces(t, done);
+    }
+  }
+
+  bool stopping() {
+    std::lock_guard<std::mutex> g(lock_);
+    return stop_;
+  }
+
+  // Reads the next kPiece bytes (at most) of every range of a tensor from byte `done` on, a thread per range.
+  static void readPieces(const std::vector<Range>& t, int64_t done) {
+    std::vector<std::unique_ptr<SharedRange>> pieces;
+    for (const Range& r : t)
+      if (r.length > done) pieces.push_back(std::make_unique<SharedRange>(r.path, r.offset + done, std::min(kPiece, r.length - done)));
+    std::vector<std::thread> threads;
+    for (size_t j = 1; j < pieces.size(); j++) threads.emplace_back([&p = *pieces[j]] { p.populate(); });
+    if (!pieces.empty()) pieces[0]->populate();
+    for (std::thread& th : threads) th.join();
+  }
+
+  const std::vector<std::vector<Range>> tensors_;
+  const double ahead_;
+  std::mutex lock_;
+  std::condition_variable moved_;
+  int64_t at_ = 0;
+  bool stop_ = false;
+  std::thread thread_;  // last: it starts running once everything above is initialised
+};
+
+// Tags the handles readAheadStart returns, so the other calls take no other external value for one.
+constexpr napi_type_tag kReadAheadTag = {0x7065667473726561, 0x6468656164000001};
+
+ReadAhead& readAheadArg(peftjs::Args& a) {
+  const Napi::Value v = a.info()[0];
+  if (!v.IsExternal() || !v.As<Napi::External<ReadAhead>>().CheckTypeTag(&kReadAheadTag)) a.fail("argument 0 must be a handle from readAheadStart");
+  return *v.As<Napi::External<ReadAhead>>().Data();
+}
+
+}  // namespace
+
+// readAheadStart(paths, counts, offsets, lengths, aheadBytes): starts a ReadAhead over tensors whose ranges are listed
+// in the merge's order (tensor t: the next counts[t] entries of paths, offsets and lengths); returns its handle, which
+// stops the thread when garbage-collected if readAheadStop did not.
+PEFTJS_EXPORT(readAheadStart) {
+  peftjs::Args a(info, "readAheadStart");
+  if (!info[0].IsArray()) a.fail("argument 0 must be an array of path strings");
+  const Napi::Array paths = info[0].As<Napi::Array>();
+  const int32_t* counts = a.i32(1);
+  const double* offsets = a.f64(2);
+  const double* lengths = a.f64(3);
+  const double ahead = a.num(4);
+  const size_t n = paths.Length();
+  if (a.length(2) < n || a.length(3) < n) a.fail("offsets and lengths must hold a number per path");
+  std::vector<std::vector<ReadAhead::Range>> tensors(a.length(1));
+  size_t j = 0;
+  for (size_t t = 0; t < tensors.size(); t++) {
+    if (counts[t] < 0 || j + counts[t] > n) a.fail("counts must be ≥ 0 and sum to at most the number of paths");
+    for (int32_t c = 0; c < counts[t]; c++, j++) {
       const Napi::Value p = paths.Get(static_cast<uint32_t>(j));
       if (!p.IsString()) a.fail("paths[" + std::to_string(j) + "] must be a path string");
-      Range& r = ranges[j];
-      r.path = p.As<Napi::String>().Utf8Value();
-      const int64_t offset = static_cast<int64_t>(offsets[j]), length = static_cast<int64_t>(lengths[j]);
-      if (!(offsets[j] >= 0 && lengths[j] >= 0)) a.fail(r.path + ": offset and length must be ≥ 0");
-      if (length == 0) continue;
-      int64_t skip;
-      r.addr = mapRange(a, r.path, openRange(a, r.path, offset, length), offset, length, PROT_READ, MAP_SHARED, r.mapped, skip);
+      if (!(offsets[j] >= 0 && lengths[j] >= 0)) a.fail("offsets[" + std::to_string(j) + "] and lengths[" + std::to_string(j) + "] must be ≥ 0");
+      tensors[t].push_back({p.As<Napi::String>().Utf8Value(), static_cast<int64_t>(offsets[j]), static_cast<int64_t>(lengths[j])});
     }
-  } catch (...) {
-    unmapAll();
-    throw;
   }
-  std::vector<std::thread> threads;
-  for (size_t j = 1; j < k; j++)
-    if (ranges[j].addr) threads.emplace_back([&r = ranges[j]] { r.err = populate(r.addr, r.mapped); });
-  if (k > 0 && ranges[0].addr) ranges[0].err = populate(ranges[0].addr, ranges[0].mapped);
-  for (std::thread& t : threads) t.join();
-  unmapAll();
-  for (size_t j = 0; j < k; j++)
-    if (ranges[j].err != 0)
-      a.fail(ranges[j].path + ": cannot read " + std::to_string(static_cast<int64_t>(lengths[j])) + " bytes at " + std::to_string(static_cast<int64_t>(offsets[j])) + ": " +
-             std::strerror(ranges[j].err));
+  auto handle = Napi::External<ReadAhead>::New(info.Env(), new ReadAhead(std::move(tensors), ahead), [](Napi::Env, ReadAhead* r) { delete r; });
+  handle.TypeTag(&kReadAheadTag);
+  return handle;
+}
+
+// readAheadAt(handle, t): the merge has reached tensor t.
+PEFTJS_EXPORT(readAheadAt) {
+  peftjs::Args a(info, "readAheadAt");
+  readAheadArg(a).at(a.int64(1));
+  return info.Env().Undefined();
+}
+
+// readAheadStop(handle): stops the read-ahead and waits for its thread (at most one piece's read); again, a no-op.
+PEFTJS_EXPORT(readAheadStop) {
+  peftjs::Args a(info, "readAheadStop");
+  readAheadArg(a).stop();
   return info.Env().Undefined();
 }
 

@@ -222,7 +222,7 @@ export interface RunMergeOptions {
   maxShardBytes?: number;
   /** Elements per range of the streamed (element-wise) methods (default 2²¹). */
   chunkElements?: number;
-  /** Read ahead in a worker thread (default: inputs of 256 MB or more). */
+  /** Read ahead on a native thread (default: inputs of 256 MB or more, with the native backend). */
   prefetch?: boolean;
   /** Write output shards from a worker thread (default: inputs of 256 MB or more). */
   writeBehind?: boolean;

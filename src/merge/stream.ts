@@ -4,15 +4,15 @@
  * work element-wise (linear, task arithmetic, TIES, Breadcrumbs — the last two after passes that find their
  * per-tensor magnitude thresholds) are streamed in chunks of a fixed number of elements read in each input's own
  * dtype, so memory is a few chunks whatever the tensor size; the others get the whole tensor's inputs in f32.
- * A worker reads ahead of the merge (prefetch.ts) and another writes behind it (write-behind.ts), so disk reads and
- * writes overlap compute; the largest tensor is merged last (see mergeOrder). Files other than weights (config.json,
+ * A native thread reads ahead of the merge (prefetch.ts) and a worker writes behind it (write-behind.ts), so disk reads
+ * and writes overlap compute; the largest tensor is merged last (see mergeOrder). Files other than weights (config.json,
  * tokenizer, …) are copied from the base.
  */
 import { closeSync, copyFileSync, existsSync, openSync, readdirSync, readFileSync, readSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { openCheckpointTensors } from '../io/sharded.js';
 import { dtypeSize, type SafeArray, type SafeDType, type TensorInfo, type TensorSource } from '../io/safetensors.js';
-import { backend, fileMapping, readAheadModule } from '../engine/index.js';
+import { backend, fileMapping, readAhead } from '../engine/index.js';
 import { CastDType } from '../engine/backend/kernels.js';
 import { fromF32, isFloatDType, toF32, type FloatDType, type TypedRange } from './dtype.js';
 import { Prefetcher } from './prefetch.js';
@@ -78,7 +78,7 @@ export interface StreamMergeOptions {
    * the other cores: at 2¹⁹, libgomp waking its thread took 5% of a warm TIES merge's CPU samples on a 2-core VM).
    */
   chunkElements?: number;
-  /** Read ahead in a worker thread (default: when the inputs total 256 MB or more). */
+  /** Read ahead on a native thread (default: when the inputs total 256 MB or more and the backend is native). */
   prefetch?: boolean;
   /** Write, fsync and rename output shards on a worker thread (default: when the inputs total 256 MB or more). */
   writeBehind?: boolean;
@@ -177,8 +177,9 @@ export function mergeCheckpoints(opts: StreamMergeOptions): MergeReport {
     const bytesTotal = reads.reduce((a, r) => a + r.reduce((b, i) => b + i.byteLength, 0), 0);
     const large = bytesTotal >= 256_000_000;
     const writer = new ShardWriter(opts.out, specs, opts.maxShardBytes ?? 5_000_000_000, { writeBehind: opts.writeBehind ?? large });
-    if (opts.prefetch ?? large) {
-      prefetch = new Prefetcher(reads.map((r) => r.map((i) => ({ file: i.file, offset: i.byteOffset, length: i.byteLength }))), 1_000_000_000, readAheadModule());
+    const kernels = readAhead();
+    if ((opts.prefetch ?? large) && kernels) {
+      prefetch = new Prefetcher(reads.map((r) => r.map((i) => ({ file: i.file, offset: i.byteOffset, length: i.byteLength }))), 1_000_000_000, kernels);
     }
     let bytesRead = 0;
     let rangeOut: ArrayBuffer | undefined;

@@ -1,11 +1,9 @@
 // The native addon's file mappings: windows holding the bytes of any range (page-aligned or not), one after another,
 // private to the process, released on demand with the buffer detached, and errors that name the file; its page-cache
-// check; and its read-ahead, from a worker thread as the merge's read-ahead worker calls it.
+// check; and its read-ahead thread's handling of bad input (what it reads: test/merge/prefetch.test.ts).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createRequire } from 'node:module';
-import { once } from 'node:events';
-import { Worker } from 'node:worker_threads';
 import { mkdtempSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -67,33 +65,23 @@ test('pageCached: a file just written is in the page cache, a sparse one never r
   }
 });
 
-test('readAhead: any ranges, of several files at once, in a worker thread too, leave the files as they were; a missing file and a range past the end are named', async () => {
+test('readAheadStart: tolerates missing files and ranges past the end (its reads only help), leaves the files as they were; stops twice; arguments checked', () => {
   const dir = mkdtempSync(join(tmpdir(), 'peftjs-readahead-'));
   try {
-    const path = join(dir, 'data.bin'), other = join(dir, 'other.bin');
+    const path = join(dir, 'data.bin');
     const bytes = Uint8Array.from({ length: 3 * 4096 + 77 }, (_, i) => (i * 13 + 5) & 0xff);
     writeFileSync(path, bytes);
-    writeFileSync(other, bytes.subarray(0, 5000));
     const f64 = (...v: number[]) => Float64Array.from(v);
-    for (const [offset, length] of [[0, bytes.length], [1, 10], [4095, 2], [5000, 7000], [9, 0]]) native.readAhead([path], f64(offset), f64(length));
-    native.readAhead([path, other, path], f64(4095, 0, 0), f64(5000, 5000, 0));
-    native.readAhead([], f64(), f64());
+    // Tensor 0: a missing file and a range past the end; tensor 1: unaligned ranges of the file; tensor 2: none.
+    const handle = native.readAheadStart([join(dir, 'missing.bin'), path, path, path], Int32Array.of(2, 2, 0), f64(0, 5000, 1, 4095), f64(8, 1 << 20, 10, 2), 1 << 30);
+    native.readAheadAt(handle, 1);
+    native.readAheadStop(handle);
+    native.readAheadStop(handle);
     assert.deepEqual(new Uint8Array(readFileSync(path)), bytes);
-    assert.throws(() => native.readAhead([path, join(dir, 'missing.bin')], f64(0, 0), f64(8, 8)), /missing\.bin/);
-    assert.throws(() => native.readAhead([other, path], f64(0, bytes.length - 4), f64(8, 8)), /data\.bin: bytes \[\d+, \d+\) lie past the end of the file .* truncated/);
-    // The read-ahead worker loads the addon in its own thread (prefetch.ts): the same calls there.
-    const worker = new Worker(
-      `const { workerData, parentPort } = require('node:worker_threads');
-       const { readAhead } = require(workerData.addon);
-       readAhead([workerData.path, workerData.path], Float64Array.of(4095, 0), Float64Array.of(5000, 100));
-       let named = '';
-       try { readAhead([workerData.path], Float64Array.of(0), Float64Array.of(1 << 20)); } catch (e) { named = e.message; }
-       parentPort.postMessage(named);`,
-      { eval: true, workerData: { addon: nativeAddonPath(), path } },
-    );
-    const [message] = (await once(worker, 'message')) as [string];
-    assert.match(message, /data\.bin: bytes \[0, 1048576\) lie past the end/);
-    await once(worker, 'exit');
+    assert.throws(() => native.readAheadAt({} as never, 0), /readAheadAt: argument 0 must be a handle from readAheadStart/);
+    assert.throws(() => native.readAheadStart([path], Int32Array.of(2), f64(0), f64(8), 0), /counts must be ≥ 0 and sum to at most the number of paths/);
+    assert.throws(() => native.readAheadStart([path], Int32Array.of(1), f64(-1), f64(8), 0), /offsets\[0\] and lengths\[0\] must be ≥ 0/);
+    assert.throws(() => native.readAheadStart([path, path], Int32Array.of(2), f64(0), f64(8), 0), /offsets and lengths must hold a number per path/);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

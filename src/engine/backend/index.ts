@@ -6,7 +6,7 @@
  * load, peftjs says so once on stderr and uses `reference`.
  */
 import type { Kernels } from './kernels.js';
-import { loadNative, nativeAddonPath, type NativeKernels } from './native.js';
+import { loadNative, type NativeKernels } from './native.js';
 import { reference } from './reference/index.js';
 
 export type BackendName = 'native' | 'reference';
@@ -40,12 +40,10 @@ export function fileMapping(): Pick<NativeKernels, 'reserveWindow' | 'mapWindow'
   return b.name === 'native' ? (b as NativeKernels) : null;
 }
 
-/**
- * The native addon's path when the current backend is native, else null: worker threads load it for
- * {@link NativeKernels.readAhead} (a read-ahead that does not copy).
- */
-export function readAheadModule(): string | null {
-  return backend().name === 'native' ? nativeAddonPath() : null;
+/** The native addon's read-ahead thread (readAheadStart / readAheadAt / readAheadStop) when the current backend is native, else null. */
+export function readAhead(): Pick<NativeKernels, 'readAheadStart' | 'readAheadAt' | 'readAheadStop'> | null {
+  const b = backend();
+  return b.name === 'native' ? (b as NativeKernels) : null;
 }
 
 /** Whether the native addon loads on this machine. */

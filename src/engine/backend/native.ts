@@ -7,6 +7,9 @@ import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { GemmDType, Kernels } from './kernels.js';
 
+/** A running read-ahead thread of the native addon (an opaque handle). */
+export type ReadAheadHandle = { readonly __readAhead: unique symbol };
+
 /** The native kernels plus the addon's extras outside the kernel contract. */
 export interface NativeKernels extends Kernels {
   readonly name: 'native';
@@ -31,14 +34,20 @@ export interface NativeKernels extends Kernels {
   /** Releases a {@link NativeKernels.reserveWindow} buffer now and detaches it (its views become empty). */
   unmap(buffer: ArrayBuffer): void;
   /**
-   * Blocks until the byte ranges [offsets[j], offsets[j] + lengths[j]) of the files paths[j] are in the page cache,
-   * without copying them (each range is mapped, populated and unmapped), the ranges concurrently; throws naming the
-   * file when a range lies past its end or cannot be read.
+   * Starts a read-ahead thread that brings ranges of files into the page cache, without copying them, tensor by tensor
+   * in the order given (tensor t: the next `counts[t]` entries of paths, offsets and lengths), the ranges of a tensor
+   * concurrently, staying at most `aheadBytes` past the tensor {@link NativeKernels.readAheadAt} last named, and skipping
+   * tensors already in the page cache; read errors only end a range's read-ahead. Returns its handle.
    */
-  readAhead(paths: readonly string[], offsets: Float64Array, lengths: Float64Array): void;
+  readAheadStart(paths: readonly string[], counts: Int32Array, offsets: Float64Array, lengths: Float64Array, aheadBytes: number): ReadAheadHandle;
+  /** Tells a read-ahead that its reader has reached tensor `t`. */
+  readAheadAt(handle: ReadAheadHandle, t: number): void;
+  /** Stops a read-ahead and waits for its thread (at most one piece's read); a no-op when it is stopped already. */
+  readAheadStop(handle: ReadAheadHandle): void;
   /**
    * Whether every page of bytes [offset, offset + length) of a file is in the page cache now (false for a file the
-   * process may not write: Linux then reports only pages it has mapped); throws naming the file as readAhead does.
+   * process may not write: Linux then reports only pages it has mapped); throws naming the file when the range lies
+   * past its end or the file cannot be opened.
    */
   pageCached(path: string, offset: number, length: number): boolean;
 }
@@ -60,7 +69,7 @@ const KERNEL_FUNCTIONS = [
   'svd', 'solve',
   'adamw', 'sgd',
   'castF32ToF16', 'weightedSum', 'magnitudeHistogram', 'magnitudeBrackets', 'magnitudeGather', 'magnitudeRankIndex', 'keepMagnitudeBand', 'tiesCombine',
-  'benchRawGemm', 'reserveWindow', 'mapWindow', 'unmap', 'readAhead', 'pageCached',
+  'benchRawGemm', 'reserveWindow', 'mapWindow', 'unmap', 'pageCached', 'readAheadStart', 'readAheadAt', 'readAheadStop',
 ] as const satisfies readonly Exclude<keyof NativeKernels, 'name'>[];
 
 // Compile-time check that KERNEL_FUNCTIONS lists every kernel: `true` only if nothing is missing.
