@@ -8,6 +8,14 @@
 
 namespace peftjs {
 
+// Where a typed array's elements start, over an ArrayBuffer or a SharedArrayBuffer alike (Napi::TypedArray::ArrayBuffer
+// rejects a SharedArrayBuffer; a merge writes its output ranges straight into the shared slots of its write-behind).
+inline void* typedArrayData(const Napi::TypedArray& t) {
+  void* data = nullptr;
+  NAPI_THROW_IF_FAILED(t.Env(), napi_get_typedarray_info(t.Env(), t, nullptr, nullptr, &data, nullptr, nullptr), nullptr);
+  return data;
+}
+
 class Args {
  public:
   Args(const Napi::CallbackInfo& info, const char* kernel) : info_(info), kernel_(kernel) {}
@@ -29,7 +37,7 @@ class Args {
     auto t = v.As<Napi::TypedArray>();
     *elemBytes = t.ElementSize();
     if (length) *length = t.ElementLength();
-    return static_cast<uint8_t*>(t.ArrayBuffer().Data()) + t.ByteOffset();
+    return typedArrayData(t);
   }
   size_t length(size_t i) const { return info_[i].As<Napi::TypedArray>().ElementLength(); }
   double num(size_t i) const {
@@ -62,7 +70,7 @@ class Args {
     auto v = info_[i];
     if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != type) fail(i, what);
     auto t = v.As<Napi::TypedArray>();
-    return reinterpret_cast<T*>(static_cast<uint8_t*>(t.ArrayBuffer().Data()) + t.ByteOffset());
+    return static_cast<T*>(typedArrayData(t));
   }
   [[noreturn]] void fail(size_t i, const char* what) const {
     throw Napi::TypeError::New(info_.Env(), std::string(kernel_) + ": argument " + std::to_string(i) + " must be " + what);

@@ -60,7 +60,7 @@ std::vector<Typed> operands(const Args& a, size_t dtypesArg, size_t listArg, int
     if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != want || v.As<Napi::TypedArray>().ElementLength() < static_cast<size_t>(n))
       a.fail("input " + std::to_string(j) + " must be a " + (dtypes[j] == kF32 ? "Float32Array" : "Uint16Array") + " of at least " + std::to_string(n) + " entries");
     const Napi::TypedArray t = v.As<Napi::TypedArray>();
-    out[j] = {dtypes[j], static_cast<const uint8_t*>(t.ArrayBuffer().Data()) + t.ByteOffset()};
+    out[j] = {dtypes[j], typedArrayData(t)};
   }
   return out;
 }
@@ -494,7 +494,7 @@ PEFTJS_EXPORT(magnitudeBrackets) {
     const Napi::Value list = info[6].As<Napi::Array>().Get(static_cast<uint32_t>(b));
     if (!list.IsTypedArray() || list.As<Napi::TypedArray>().TypedArrayType() != napi_int32_array) a.fail("lists[" + std::to_string(b) + "] must be an Int32Array");
     const Napi::TypedArray t = list.As<Napi::TypedArray>();
-    bs[b] = {static_cast<uint32_t>(lo), static_cast<uint32_t>(hi), reinterpret_cast<int32_t*>(static_cast<uint8_t*>(t.ArrayBuffer().Data()) + t.ByteOffset()),
+    bs[b] = {static_cast<uint32_t>(lo), static_cast<uint32_t>(hi), static_cast<int32_t*>(typedArrayData(t)),
              static_cast<int64_t>(t.ElementLength())};
     onRow[rows[b]].push_back(b);
   }

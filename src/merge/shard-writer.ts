@@ -128,7 +128,7 @@ export class ShardWriter {
    * Writes part of `name`'s data at byte `offset` of the tensor; the tensor counts as written (and its shard may
    * close) once as many bytes as it holds have been written. Ranges must not overlap.
    */
-  writeRange(name: string, offset: number, data: SafeArray): void {
+  writeRange(name: string, offset: number, data: ArrayBufferView): void {
     const p = this.placement(name);
     const done = this.partial.get(name) ?? 0;
     if (offset < 0 || offset + data.byteLength > p.bytes || done + data.byteLength > p.bytes) {
@@ -141,6 +141,15 @@ export class ShardWriter {
     this.partial.delete(name);
     this.written.add(name);
     if (--shard.pending === 0) this.closeShard(shard);
+  }
+
+  /**
+   * Where to compute `bytes` bytes of output that {@link ShardWriter.writeRange} will then write without copying: a
+   * slot of the write-behind ring when writing behind and they fit one, else null (compute into a buffer of your own).
+   * Write it before asking for the next one.
+   */
+  target(bytes: number): Uint8Array | null {
+    return this.behind && bytes <= this.behind.slotBytes ? this.behind.slot().subarray(0, bytes) : null;
   }
 
   private placement(name: string): Placement {

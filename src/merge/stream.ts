@@ -235,8 +235,9 @@ function mergeWhole(merge: TensorMerger, ctx: TensorContext, sources: readonly T
 }
 
 /**
- * Merges a tensor range by range, writing each range of the output as it is computed into `buffer` (room for a range
- * in f32, reused from tensor to tensor: fresh output arrays per tensor made V8 collect garbage every few tensors).
+ * Merges a tensor range by range, each range of the output computed straight into the writer's write-behind slot
+ * where it has one (writing it then copies nothing), else into `buffer` (room for a range in f32, reused from tensor
+ * to tensor: fresh output arrays per tensor made V8 collect garbage every few tensors).
  */
 function mergeInRanges(writer: ShardWriter, spec: TensorSpec, n: number, scan: TensorScan, merge: ChunkMerge, buffer: ArrayBuffer): void {
   const dtype = spec.dtype as FloatDType;
@@ -247,7 +248,8 @@ function mergeInRanges(writer: ShardWriter, spec: TensorSpec, n: number, scan: T
   const wide = dtype === 'F64' ? new Float64Array(longest) : null;
   if (n === 0) return writer.write(spec.name, wide ?? out);
   scan((chunks, offset, length) => {
-    const o = out.subarray(0, length);
+    const slot = wide ? null : writer.target(length * size);
+    const o = slot === null ? out.subarray(0, length) : dtype === 'F32' ? new Float32Array(slot.buffer, slot.byteOffset, length) : new Uint16Array(slot.buffer, slot.byteOffset, length);
     merge(chunks, offset, { data: o, dtype: dtype === 'F64' ? CastDType.F32 : CAST[dtype] });
     const w = wide?.subarray(0, length);
     w?.set(o);

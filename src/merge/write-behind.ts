@@ -89,6 +89,8 @@ export class WriteBehind {
   private readonly errors: MessagePort;
   private submitted = 0;
   private nextSlot = 0;
+  /** The slot handed out by {@link WriteBehind.slot} and not written yet, or −1. */
+  private lent = -1;
   private failure: Error | null = null;
 
   /**
@@ -114,18 +116,32 @@ export class WriteBehind {
   }
 
   /**
+   * The next free slot (waiting until one is): fill it and pass it, or a prefix of it, to {@link WriteBehind.write},
+   * which then queues it without copying — a merge computes its output ranges straight into the slots. One slot at a
+   * time is handed out; writes of other bytes meanwhile take the other slots.
+   */
+  slot(): Uint8Array {
+    if (this.lent >= 0 || this.slots < 2) throw new Error('WriteBehind: one slot at a time is handed out, and only with 2 slots or more');
+    this.lent = this.take();
+    return this.ring.subarray(this.lent * this.slotBytes, (this.lent + 1) * this.slotBytes);
+  }
+
+  /**
    * Queues writing `bytes` at byte `position` of `file` (created, or truncated, by its first write); the bytes are
-   * copied before this returns.
+   * copied before this returns, unless they are (a prefix of) the slot from {@link WriteBehind.slot}.
    */
   write(file: string, bytes: Uint8Array, position: number): void {
+    if (bytes.buffer === this.ring.buffer) {
+      const slot = this.lent;
+      if (slot < 0 || bytes.byteOffset !== slot * this.slotBytes || bytes.length > this.slotBytes) throw new Error('WriteBehind: bytes in the ring must be the slot handed out');
+      this.lent = -1;
+      return this.queue(file, slot, bytes.length, position);
+    }
     for (let off = 0; off < bytes.length; off += this.slotBytes) {
       const length = Math.min(this.slotBytes, bytes.length - off);
-      const slot = this.nextSlot;
-      this.nextSlot = (slot + 1) % this.slots;
-      this.waitFor(this.slotJob[slot] + 1);
+      const slot = this.take();
       this.ring.set(bytes.subarray(off, off + length), slot * this.slotBytes);
-      this.slotJob[slot] = this.submitted;
-      this.post({ kind: 'write', file, slot, length, position: position + off });
+      this.queue(file, slot, length, position + off);
     }
   }
 
@@ -149,6 +165,21 @@ export class WriteBehind {
     void this.worker.terminate();
     this.jobs.close();
     this.errors.close();
+  }
+
+  /** The next slot (not the one handed out), once its last write is done. */
+  private take(): number {
+    let slot = this.nextSlot;
+    if (slot === this.lent) slot = (slot + 1) % this.slots;
+    this.nextSlot = (slot + 1) % this.slots;
+    this.waitFor(this.slotJob[slot] + 1);
+    return slot;
+  }
+
+  /** Queues writing the first `length` bytes of `slot` at `position` of `file`. */
+  private queue(file: string, slot: number, length: number, position: number): void {
+    this.slotJob[slot] = this.submitted;
+    this.post({ kind: 'write', file, slot, length, position });
   }
 
   private post(job: object): void {

@@ -72,6 +72,29 @@ test('WriteBehind: writes larger than a slot go through reused slots in order; c
     }
   }));
 
+test('WriteBehind: a slot handed out is written without a copy, while copied writes (a header) take the other slots; misuse is refused', () =>
+  inTempDir((dir) => {
+    const wb = new WriteBehind(2, 16);
+    const tmp = join(dir, 'x.tmp');
+    const want = Uint8Array.from({ length: 4 + 5 * 12 }, (_, i) => (i * 11 + 3) & 255);
+    for (let r = 0; r < 5; r++) {
+      const slot = wb.slot();
+      assert.equal(slot.length, 16);
+      assert.throws(() => wb.slot(), /one slot at a time is handed out/);
+      // Filled in two steps around copied writes (two, so the second comes round to the slot handed out) that must
+      // not land in it.
+      slot.set(want.subarray(4 + 12 * r, 10 + 12 * r));
+      if (r === 0) for (const at of [0, 2]) wb.write(tmp, want.subarray(at, at + 2), at);
+      slot.set(want.subarray(10 + 12 * r, 16 + 12 * r), 6);
+      wb.write(tmp, slot.subarray(0, 12), 4 + 12 * r);
+    }
+    assert.throws(() => wb.write(tmp, wb.slot().subarray(1, 5), 0), /must be the slot handed out/);
+    wb.close(tmp, join(dir, 'x.bin'));
+    wb.drain();
+    wb.stop();
+    assert.deepEqual(new Uint8Array(readFileSync(join(dir, 'x.bin'))), want);
+  }));
+
 test('WriteBehind: a failed write is reported to the caller with the reason, and stays reported', () =>
   inTempDir((dir) => {
     const wb = new WriteBehind(2, 16);
