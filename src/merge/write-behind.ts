@@ -1,8 +1,8 @@
 /**
  * Write-behind for checkpoints being written: a worker thread performs the positional writes and the fsync-close-
  * rename of each finished file while the caller goes on computing. The caller copies each write into one of a few
- * shared slots and returns (it waits only when every slot is still being written), so a merge computes its next range
- * while the kernel copies the last one into the page cache. Each file is flushed to disk every few tens of MB as it is
+ * shared slots, or computes it in one in the first place (`slot`), and returns (it waits only when every slot is still
+ * being written), so a merge computes its next range while the kernel copies the last one into the page cache. Each file is flushed to disk every few tens of MB as it is
  * written, and its final fsync runs on libuv's thread pool (then close and rename), so flushing a shard to disk holds
  * up neither the caller nor the writes of the next shard. The API stays synchronous: {@link WriteBehind.drain} blocks
  * until everything queued is done, renames included, and throws the first error the worker met.
