@@ -11,26 +11,12 @@
  * merge selects over a tensor it never holds whole.
  */
 import { backend } from '../engine/index.js';
-import { CastDType, type U16 } from '../engine/backend/kernels.js';
+import { CastDType, vectorOf, type VectorChunk } from '../engine/backend/kernels.js';
 
-/**
- * A chunk of the vectors a selection reads, as the selection kernels take them (see magnitudeBrackets): when `based`,
- * vector v is inputs[v + 1] − inputs[0] (task vectors read straight from checkpoints' ranges, subtracted in f32), else
- * inputs[v]; each input in its dtype.
- */
-export interface VectorChunk {
-  dtypes: Int32Array;
-  inputs: readonly (Float32Array | U16)[];
-  based: boolean;
-}
+export type { VectorChunk };
 
 /** How many vectors a chunk holds. */
 const vectorCount = (c: VectorChunk): number => c.inputs.length - (c.based ? 1 : 0);
-
-/** Vector v of a chunk as the one-vector kernels take it: [x], or [x, base]. */
-function vectorOf({ dtypes, inputs, based }: VectorChunk, v: number): [Int32Array, (Float32Array | U16)[]] {
-  return based ? [Int32Array.of(dtypes[v + 1], dtypes[0]), [inputs[v + 1], inputs[0]]] : [dtypes.subarray(v, v + 1), [inputs[v]]];
-}
 
 /**
  * One pass over several same-length vectors, chunk by chunk: `visit` gets each chunk of the vectors, its offset and

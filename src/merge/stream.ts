@@ -244,12 +244,13 @@ function mergeInRanges(writer: ShardWriter, spec: TensorSpec, n: number, scan: T
   const size = dtypeSize(dtype);
   const longest = Math.min(n, buffer.byteLength / 4);
   // Merges write F32, BF16 and F16 ranges directly; F64 ones are widened from F32.
-  const out = dtype === 'F32' || dtype === 'F64' ? new Float32Array(buffer, 0, longest) : new Uint16Array(buffer, 0, longest);
+  const view = <B extends ArrayBufferLike>(b: B, at: number, length: number) => (dtype === 'F32' || dtype === 'F64' ? new Float32Array(b, at, length) : new Uint16Array(b, at, length));
+  const out = view(buffer, 0, longest);
   const wide = dtype === 'F64' ? new Float64Array(longest) : null;
   if (n === 0) return writer.write(spec.name, wide ?? out);
   scan((chunks, offset, length) => {
     const slot = wide ? null : writer.target(length * size);
-    const o = slot === null ? out.subarray(0, length) : dtype === 'F32' ? new Float32Array(slot.buffer, slot.byteOffset, length) : new Uint16Array(slot.buffer, slot.byteOffset, length);
+    const o = slot === null ? out.subarray(0, length) : view(slot.buffer, slot.byteOffset, length);
     merge(chunks, offset, { data: o, dtype: dtype === 'F64' ? CastDType.F32 : CAST[dtype] });
     const w = wide?.subarray(0, length);
     w?.set(o);

@@ -455,6 +455,22 @@ export interface Kernels {
 }
 
 /**
+ * A chunk of the vectors a selection reads, as {@link Kernels.magnitudeBrackets} takes them: when `based`, vector v is
+ * inputs[v + 1] − inputs[0] (task vectors read straight from checkpoints' ranges, subtracted in f32), else inputs[v];
+ * each input in its dtype.
+ */
+export interface VectorChunk {
+  dtypes: Int32Array;
+  inputs: readonly (Float32Array | U16)[];
+  based: boolean;
+}
+
+/** Vector v of a chunk as the one-vector kernels ({@link Kernels.magnitudeHistogram}, …) take it: [x], or [x, base]. */
+export function vectorOf({ dtypes, inputs, based }: VectorChunk, v: number): [Int32Array, (Float32Array | U16)[]] {
+  return based ? [Int32Array.of(dtypes[v + 1], dtypes[0]), [inputs[v + 1], inputs[0]]] : [dtypes.subarray(v, v + 1), [inputs[v]]];
+}
+
+/**
  * The counter-based uniform draw both backends use for dropout: murmur3's fmix32 of
  * `seed ⊕ (i · 0x9E3779B1)`, top 24 bits scaled to [0, 1). Identical on every backend and thread split.
  */

@@ -3,7 +3,7 @@
  * brackets and rank lookups over task vectors read from two checkpoints' ranges, bands (trimming by magnitude rank), and the
  * fused TIES trim + sign election + disjoint mean.
  */
-import { CastDType, SignElection, type U16 } from '../kernels.js';
+import { CastDType, SignElection, vectorOf, type U16 } from '../kernels.js';
 import { castBF16ToF32, castF16ToF32, castF32ToBF16 } from './copy.js';
 
 /** IEEE half bits of the f32 bit pattern `f` (sign cleared): round to nearest even, see {@link castF32ToF16}. */
@@ -91,10 +91,7 @@ export function magnitudeBrackets(
   const rowCount = inputs.length - (based ? 1 : 0);
   // Each row's magnitude bits, computed once however many brackets read the row.
   const rowBits: Uint32Array[] = [];
-  const bitsOf = (r: number): Uint32Array => {
-    const [d, x] = based ? [Int32Array.of(dtypes[r + 1], dtypes[0]), [inputs[r + 1], inputs[0]]] : [Int32Array.of(dtypes[r]), [inputs[r]]];
-    return magnitudes(vector('magnitudeBrackets', d, x, n), n);
-  };
+  const bitsOf = (r: number): Uint32Array => magnitudes(vector('magnitudeBrackets', ...vectorOf({ dtypes, inputs, based }, r), n), n);
   rows.forEach((r, k) => {
     const lo = bounds[2 * k], hi = bounds[2 * k + 1], list = lists[k];
     if (!(r >= 0 && r < rowCount)) throw new Error(`magnitudeBrackets: rows[${k}] = ${r} names no row of ${rowCount}`);
