@@ -88,10 +88,9 @@ export interface StreamMergeOptions {
    */
   mapInputs?: boolean;
   /**
-   * Kernel threads during the merge (default: the backend's, all cores). Linear merges run as fast on one (they are
-   * I/O-bound); TIES / Breadcrumbs spend most of their time in whole-tensor passes over task vectors kept in memory,
-   * which two threads ran 1.6× faster on an AVX-512 VM and only 1.05× faster on an AVX2 one whose memory bounds them
-   * (bench:merge, 2 cores).
+   * Kernel threads during the merge (default: the backend's, all cores). On 2-core AVX-512 VMs two threads computed
+   * TIES 1.6× faster than one; on AVX2 ones a cold merge ran as fast on one, the reading and writing taking the other
+   * core (docs/merging-performance.md).
    */
   threads?: number;
   /** Output dtype of floating tensors (default: the reference checkpoint's dtype, tensor by tensor). */

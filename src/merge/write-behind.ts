@@ -10,7 +10,7 @@
 import { MessageChannel, receiveMessageOnPort, Worker, type MessagePort } from 'node:worker_threads';
 
 // Plain CommonJS run with `eval`, so the worker needs no TypeScript loader. The worker opens, writes and closes the
-// files itself (a file descriptor belongs to the thread that opened it). state[0]: jobs taken in order (a close counts
+// files itself, so each descriptor lives its whole life on one thread (none is closed while another thread writes). state[0]: jobs taken in order (a close counts
 // once its fsync is started); state[1]: 1 once a job failed (later writes and closes are skipped, the error goes to
 // `errors`); state[2]: closes whose fsync-close-rename is still running.
 const WORKER = `
