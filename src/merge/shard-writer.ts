@@ -6,7 +6,7 @@
  * (when there are several shards) is written last. One shard is saved as `model.safetensors`, several as
  * `model-0000i-of-0000N.safetensors` plus `model.safetensors.index.json`, as transformers does.
  */
-import { closeSync, fsyncSync, mkdirSync, openSync, renameSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, fsyncSync, mkdirSync, openSync, renameSync, statfsSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { dtypeSize, SafetensorsError, type SafeArray, type SafeDType } from '../io/safetensors.js';
 import { SAFE_WEIGHTS_INDEX_NAME, SAFE_WEIGHTS_NAME } from '../io/sharded.js';
@@ -39,6 +39,26 @@ interface Shard {
 }
 
 const IO_CHUNK = 1 << 30;
+
+/** What {@link checkFreeSpace} asks of a folder's file system (node:fs's statfsSync by default). */
+export type FreeSpaceProbe = (dir: string) => { bavail: number; bsize: number };
+
+/**
+ * Throws, naming the folder and both sizes, when the file system holding `dir` has fewer than `bytes` free for this
+ * user, so that a long merge fails before it starts rather than near its end. Where the file system cannot say, it
+ * does not check (a write that runs out of space still reports it).
+ */
+export function checkFreeSpace(dir: string, bytes: number, probe: FreeSpaceProbe = statfsSync): void {
+  let free: number;
+  try {
+    const s = probe(dir);
+    free = s.bavail * s.bsize;
+  } catch {
+    return;
+  }
+  const gb = (b: number) => `${(b / 1e9).toFixed(2)} GB`;
+  if (free < bytes) throw new Error(`merge: the output in ${dir} needs ${gb(bytes)}, but its file system has ${gb(free)} free: free some space or write the output elsewhere (nothing was written)`);
+}
 
 /** Writes a checkpoint tensor by tensor, in any order, into pre-planned shards of at most `maxShardBytes` data bytes. */
 export class ShardWriter {
@@ -108,6 +128,7 @@ export class ShardWriter {
       this.shards.push({ file, tmp: join(dir, `${file}.tmp-${process.pid}`), started: false, fd: -1, pending: group.length, headerBytes, names: group.map((g) => g.name) });
     });
     this.totalBytes = specs.reduce((a, s) => a + specBytes(s), 0);
+    checkFreeSpace(dir, this.totalBytes + this.shards.reduce((a, s) => a + s.headerBytes.length, 0));
     this.specs = new Map(specs.map((s) => [s.name, s]));
     this.behind = writeBehind ? new WriteBehind() : null;
   }

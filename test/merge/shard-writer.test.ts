@@ -6,7 +6,7 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { openCheckpointTensors } from '../../src/io/sharded.js';
-import { ShardWriter, type TensorSpec } from '../../src/merge/shard-writer.js';
+import { checkFreeSpace, ShardWriter, type TensorSpec } from '../../src/merge/shard-writer.js';
 import { WriteBehind } from '../../src/merge/write-behind.js';
 import { Rng } from '../helpers/random.js';
 
@@ -48,6 +48,22 @@ test('ShardWriter: write-behind gives the same shards as direct writes, ranges i
     assert.ok(files.length > 2, 'several shards and an index');
     assert.deepEqual(readdirSync(join(root, 'true')).sort(), files, 'no temporary file is left');
     for (const f of files) assert.deepEqual(readFileSync(join(root, 'true', f)), readFileSync(join(root, 'false', f)), f);
+  }));
+
+test('ShardWriter: an output larger than the free space fails before anything is written, naming the folder and the sizes', () =>
+  inTempDir((root) => {
+    const dir = join(root, 'out');
+    // 2⁴⁰ f32 entries (4.4 TB): more than any test machine has free.
+    const huge: TensorSpec[] = [{ name: 'w', dtype: 'F32', shape: [1 << 20, 1 << 20] }];
+    assert.throws(() => new ShardWriter(dir, huge, 5_000_000_000), (e: Error) => e.message.includes(dir) && /needs 4398\.\d\d GB, but its file system has [\d.]+ GB free/.test(e.message));
+    assert.deepEqual(readdirSync(dir), [], 'no shard was started');
+    // The check itself: free = available blocks × block size, compared with the bytes needed; no probe, no check.
+    const probe = (bavail: number) => () => ({ bavail, bsize: 4096 });
+    assert.doesNotThrow(() => checkFreeSpace('/x', 4096 * 10, probe(10)));
+    assert.throws(() => checkFreeSpace('/x', 4096 * 10 + 1, probe(10)), /merge: the output in \/x needs 0\.00 GB, but its file system has 0\.00 GB free/);
+    assert.doesNotThrow(() => checkFreeSpace('/x', 1e18, () => {
+      throw new Error('statfs is not supported here');
+    }));
   }));
 
 test('WriteBehind: writes larger than a slot go through reused slots in order; close renames after the writes and the flushes', () =>
