@@ -45,11 +45,13 @@ export async function main(argv: string[]): Promise<number> {
   try {
     return await cmd.run(rest);
   } catch (e) {
+    // Library errors name their module (`merge: …`); said once after the command's own name.
+    const message = (e as Error).message.replace(new RegExp(`^${name}: `), '');
     if (e instanceof UsageError) {
-      console.error(`peftjs ${name}: ${e.message}`);
+      console.error(`peftjs ${name}: ${message}`);
       return 2;
     }
-    console.error(`peftjs ${name}: ${(e as Error).message}`);
+    console.error(`peftjs ${name}: ${message}`);
     if (process.env.PEFTJS_DEBUG) console.error((e as Error).stack);
     return 1;
   }

@@ -20,15 +20,20 @@ test('peftjs merge CONFIG --out DIR runs a config with relative paths; bad confi
     assert.deepEqual(src.read('w'), new Float32Array([2, 4, 0]));
     src.close();
     writeFileSync(join(tmp, 'bad.yaml'), 'merge_method: linear\nmodels: [{model: m1.safetensors, parameters: {weight: 1}}]\nlayer_stack: 1\n');
+    // A checkpoint with another tensor: the merge's own error, its "merge: " said once after the command's name.
+    writeSafetensors(join(tmp, 'm3.safetensors'), { v: { dtype: 'F32', shape: [3], data: new Float32Array(3) } });
+    writeFileSync(join(tmp, 'apart.yaml'), 'merge_method: linear\nmodels:\n  - {model: m1.safetensors, parameters: {weight: 1}}\n  - {model: m3.safetensors, parameters: {weight: 1}}\n');
     const errors: string[] = [];
     const orig = console.error;
     console.error = (m: string) => errors.push(m);
     try {
       assert.equal(await main(['merge', join(tmp, 'bad.yaml'), '--out', out]), 1);
+      assert.equal(await main(['merge', join(tmp, 'apart.yaml'), '--out', join(tmp, 'out2')]), 1);
     } finally {
       console.error = orig;
     }
-    assert.match(errors.join('\n'), /layer_stack: unsupported key/);
+    assert.match(errors[0], /layer_stack: unsupported key/);
+    assert.match(errors[1], /^peftjs merge: \S*m3\.safetensors has tensor "v", which \S*m1\.safetensors lacks/);
     assert.equal(await main(['merge', join(tmp, 'cfg.yaml')]).catch(() => -1), 2, 'missing --out is a usage error');
   } finally {
     rmSync(tmp, { recursive: true, force: true });
