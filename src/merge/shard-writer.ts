@@ -6,7 +6,7 @@
  * (when there are several shards) is written last. One shard is saved as `model.safetensors`, several as
  * `model-0000i-of-0000N.safetensors` plus `model.safetensors.index.json`, as transformers does.
  */
-import { closeSync, fsyncSync, mkdirSync, openSync, renameSync, statfsSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, fsyncSync, mkdirSync, openSync, readdirSync, renameSync, statfsSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { dtypeSize, SafetensorsError, type SafeArray, type SafeDType } from '../io/safetensors.js';
 import { SAFE_WEIGHTS_INDEX_NAME, SAFE_WEIGHTS_NAME } from '../io/sharded.js';
@@ -39,6 +39,30 @@ interface Shard {
 }
 
 const IO_CHUNK = 1 << 30;
+
+/** A shard's temporary file, as named below: the shard's name, then the writing process's id. */
+const TEMPORARY = /^model(?:-\d{5}-of-\d{5})?\.safetensors\.tmp-(\d+)$/;
+
+/**
+ * Removes the temporary shards in `dir` of writers whose process is gone (a merge killed midway leaves them, and they
+ * would count against the space the next one needs); those of running processes are left alone.
+ */
+function removeStaleShards(dir: string): void {
+  for (const f of readdirSync(dir)) {
+    const pid = Number(TEMPORARY.exec(f)?.[1]);
+    if (pid > 0 && pid !== process.pid && !processExists(pid)) unlinkSync(join(dir, f));
+  }
+}
+
+/** Whether process `pid` runs (signal 0 checks without sending; EPERM means it runs as another user). */
+function processExists(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
 
 /** What {@link checkFreeSpace} asks of a folder's file system (node:fs's statfsSync by default). */
 export type FreeSpaceProbe = (dir: string) => { bavail: number; bsize: number };
@@ -128,6 +152,7 @@ export class ShardWriter {
       this.shards.push({ file, tmp: join(dir, `${file}.tmp-${process.pid}`), started: false, fd: -1, pending: group.length, headerBytes, names: group.map((g) => g.name) });
     });
     this.totalBytes = specs.reduce((a, s) => a + specBytes(s), 0);
+    removeStaleShards(dir);
     checkFreeSpace(dir, this.totalBytes + this.shards.reduce((a, s) => a + s.headerBytes.length, 0));
     this.specs = new Map(specs.map((s) => [s.name, s]));
     this.behind = writeBehind ? new WriteBehind() : null;

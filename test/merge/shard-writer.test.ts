@@ -2,7 +2,8 @@
 // readable as a sharded checkpoint; the worker's slots are reused in order and its errors reach the caller.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { openCheckpointTensors } from '../../src/io/sharded.js';
@@ -64,6 +65,17 @@ test('ShardWriter: an output larger than the free space fails before anything is
     assert.doesNotThrow(() => checkFreeSpace('/x', 1e18, () => {
       throw new Error('statfs is not supported here');
     }));
+  }));
+
+test('ShardWriter: temporary shards of writers that are gone are removed; those of running ones and other files are kept', () =>
+  inTempDir((dir) => {
+    const gone = spawnSync('true').pid!;
+    const stale = [`model.safetensors.tmp-${gone}`, `model-00002-of-00003.safetensors.tmp-${gone}`];
+    const kept = [`model.safetensors.tmp-${process.ppid}`, `notes.tmp-${gone}`, 'model.safetensors'];
+    mkdirSync(dir, { recursive: true });
+    for (const f of [...stale, ...kept]) writeFileSync(join(dir, f), 'x');
+    new ShardWriter(dir, SPECS, 4000).abort();
+    assert.deepEqual(readdirSync(dir).sort(), kept.sort());
   }));
 
 test('WriteBehind: writes larger than a slot go through reused slots in order; close renames after the writes and the flushes', () =>
