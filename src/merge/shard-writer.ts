@@ -2,11 +2,12 @@
  * An out-of-core safetensors writer: the output's tensor names, dtypes and shapes are known before any data, so
  * the shard layout and every header are fixed up front and each tensor is written at its final offset the moment
  * it is produced. Nothing is buffered: memory is one tensor (plus the write-behind's slots), whatever the shard
- * size. Each shard is written to a temporary file and renamed into place once all its tensors are in; the index
- * (when there are several shards) is written last. One shard is saved as `model.safetensors`, several as
+ * size. Each shard is written to a temporary file and made durable (fsync) once all its tensors are in; when every
+ * shard is, they are renamed into place together and the index (when there are several shards) is written last, so
+ * a merge that stops before its end leaves the folder's previous checkpoint as it was rather than mixed with its own. One shard is saved as `model.safetensors`, several as
  * `model-0000i-of-0000N.safetensors` plus `model.safetensors.index.json`, as transformers does.
  */
-import { closeSync, fsyncSync, mkdirSync, openSync, readdirSync, renameSync, statfsSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, fsyncSync, mkdirSync, openSync, readdirSync, renameSync, rmSync, statfsSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { dtypeSize, SafetensorsError, type SafeArray, type SafeDType } from '../io/safetensors.js';
 import { SAFE_WEIGHTS_INDEX_NAME, SAFE_WEIGHTS_NAME } from '../io/sharded.js';
@@ -41,7 +42,7 @@ interface Shard {
 const IO_CHUNK = 1 << 30;
 
 /** A shard's temporary file, as named below: the shard's name, then the writing process's id. */
-const TEMPORARY = /^model(?:-\d{5}-of-\d{5})?\.safetensors\.tmp-(\d+)$/;
+const TEMPORARY = /^model(?:-\d{5}-of-\d{5})?\.safetensors(?:\.index\.json)?\.tmp-(\d+)$/;
 
 /**
  * Removes the temporary shards in `dir` of writers whose process is gone (a merge killed midway leaves them, and they
@@ -100,7 +101,7 @@ export class ShardWriter {
 
   /**
    * Plans the shards of `specs` (at most `maxShardBytes` data bytes each) in `dir`. With `writeBehind`, writes and
-   * each shard's fsync-close-rename run on a worker thread while the caller goes on; {@link ShardWriter.finish} waits
+   * each shard's fsync and close run on a worker thread while the caller goes on; {@link ShardWriter.finish} waits
    * for them.
    */
   constructor(
@@ -218,14 +219,16 @@ export class ShardWriter {
 
   private closeShard(shard: Shard): void {
     if (!shard.started) this.writeAt(shard, new Uint8Array(0), 0);
-    if (this.behind) return this.behind.close(shard.tmp, join(this.dir, shard.file));
+    if (this.behind) return this.behind.close(shard.tmp);
     fsyncSync(shard.fd);
     closeSync(shard.fd);
     shard.fd = -1;
-    renameSync(shard.tmp, join(this.dir, shard.file));
   }
 
-  /** Checks that every tensor was written, closes an empty checkpoint's shard and writes the index (several shards). */
+  /**
+   * Checks that every tensor was written, closes an empty checkpoint's shard, waits until every shard is on disk, then
+   * renames them into place and writes the index (several shards; any earlier index is removed before the renames).
+   */
   finish(): void {
     const missing = [...this.place.keys()].filter((n) => !this.written.has(n));
     if (missing.length) throw new Error(`ShardWriter: ${missing.length} tensors never written, e.g. ${JSON.stringify(missing[0])}`);
@@ -234,14 +237,18 @@ export class ShardWriter {
       this.behind.drain();
       this.behind.stop();
     }
+    const index = join(this.dir, SAFE_WEIGHTS_INDEX_NAME);
+    if (this.shards.length > 1) rmSync(index, { force: true });
+    for (const s of this.shards) renameSync(s.tmp, join(this.dir, s.file));
     if (this.shards.length === 1) return;
     const weightMap: Record<string, string> = {};
     for (const s of this.shards) for (const n of s.names) weightMap[n] = s.file;
     const json = JSON.stringify({ metadata: { total_size: this.totalBytes }, weight_map: weightMap }, null, 2) + '\n';
-    writeFileSync(join(this.dir, SAFE_WEIGHTS_INDEX_NAME), json);
+    writeFileSync(`${index}.tmp-${process.pid}`, json);
+    renameSync(`${index}.tmp-${process.pid}`, index);
   }
 
-  /** Closes and removes unfinished temporary shard files (after an error). */
+  /** Closes and removes the temporary shard files (after an error): nothing of this output is left. */
   abort(): void {
     // The worker closes the files it still has open (its own error, if any, is moot now).
     this.behind?.stop();
@@ -251,7 +258,7 @@ export class ShardWriter {
       try {
         unlinkSync(s.tmp);
       } catch {
-        // never opened, or already renamed
+        // never created, or already renamed into place
       }
     }
   }

@@ -1,18 +1,18 @@
 /**
- * Write-behind for checkpoints being written: a worker thread performs the positional writes and the fsync-close-
- * rename of each finished file while the caller goes on computing. The caller copies each write into one of a few
+ * Write-behind for checkpoints being written: a worker thread performs the positional writes and the fsync and close
+ * of each finished file while the caller goes on computing. The caller copies each write into one of a few
  * shared slots, or computes it in one in the first place (`slot`), and returns (it waits only when every slot is still
  * being written), so a merge computes its next range while the kernel copies the last one into the page cache. Each file is flushed to disk every few tens of MB as it is
- * written, and its final fsync runs on libuv's thread pool (then close and rename), so flushing a shard to disk holds
- * up neither the caller nor the writes of the next shard. The API stays synchronous: {@link WriteBehind.drain} blocks
- * until everything queued is done, renames included, and throws the first error the worker met.
+ * written, and its final fsync runs on libuv's thread pool (then close), so flushing a shard to disk holds up neither
+ * the caller nor the writes of the next shard. The API stays synchronous: {@link WriteBehind.drain} blocks until
+ * everything queued is done, fsyncs included, and throws the first error the worker met.
  */
 import { MessageChannel, receiveMessageOnPort, Worker, type MessagePort } from 'node:worker_threads';
 
 // Plain CommonJS run with `eval`, so the worker needs no TypeScript loader. The worker opens, writes and closes the
 // files itself, so each descriptor lives its whole life on one thread (none is closed while another thread writes). state[0]: jobs taken in order (a close counts
 // once its fsync is started); state[1]: 1 once a job failed (later writes and closes are skipped, the error goes to
-// `errors`); state[2]: closes whose fsync-close-rename is still running.
+// `errors`); state[2]: closes whose fsync and close are still running.
 const WORKER = `
 const { workerData } = require('node:worker_threads');
 const fs = require('node:fs');
@@ -59,7 +59,6 @@ jobs.on('message', (job) => {
             try {
               fs.closeSync(f.fd);
               if (err) throw err;
-              fs.renameSync(job.file, job.to);
             } catch (e) {
               fail(e);
             }
@@ -78,7 +77,7 @@ jobs.on('message', (job) => {
 });
 `;
 
-/** Writes, fsyncs and renames on a worker thread; see the module comment. */
+/** Writes, fsyncs and closes on a worker thread; see the module comment. */
 export class WriteBehind {
   private readonly state = new Int32Array(new SharedArrayBuffer(12));
   private readonly ring: Uint8Array;
@@ -145,12 +144,12 @@ export class WriteBehind {
     }
   }
 
-  /** Queues fsync and close of `file` (after its writes; created empty if it had none), then renaming it to `to`. */
-  close(file: string, to: string): void {
-    this.post({ kind: 'close', file, to });
+  /** Queues fsync and close of `file` (after its writes; created empty if it had none). */
+  close(file: string): void {
+    this.post({ kind: 'close', file });
   }
 
-  /** Blocks until every queued job is done, fsyncs and renames included; throws the worker's first error, if any. */
+  /** Blocks until every queued job is done, fsyncs included; throws the worker's first error, if any. */
   drain(): void {
     this.waitFor(this.submitted);
     this.closing();
@@ -199,7 +198,7 @@ export class WriteBehind {
     this.waitWhile(0, (done) => done < jobs);
   }
 
-  /** Waits until no fsync-close-rename is running. */
+  /** Waits until no fsync-close is running. */
   private closing(): void {
     this.waitWhile(2, (running) => running > 0);
   }
