@@ -177,8 +177,16 @@ export function writeShardedSafetensors(dir: string, tensors: TensorEntries, max
   const totalSize = list.reduce((a, [, t]) => a + t.data.byteLength, 0);
   const json = JSON.stringify({ metadata: { total_size: totalSize }, weight_map: weightMap }, null, 2) + '\n';
   writeFileAtomic(indexPath, (fd) => writeFileSync(fd, json));
-  for (const f of readdirSync(dir)) {
-    if ((f === SAFE_WEIGHTS_NAME || SHARD_NAME.test(f)) && !shards.includes(f)) unlinkSync(join(dir, f));
-  }
+  removeOtherCheckpoints(dir, [...shards, SAFE_WEIGHTS_INDEX_NAME]);
   return { index: indexPath, shards, totalSize };
+}
+
+/**
+ * Removes the checkpoint files in `dir` (`model.safetensors`, its shards, their index) other than `keep`: what an
+ * earlier save left beside a new one, so that the folder holds one checkpoint.
+ */
+export function removeOtherCheckpoints(dir: string, keep: readonly string[]): void {
+  for (const f of readdirSync(dir)) {
+    if ((f === SAFE_WEIGHTS_NAME || f === SAFE_WEIGHTS_INDEX_NAME || SHARD_NAME.test(f)) && !keep.includes(f)) unlinkSync(join(dir, f));
+  }
 }

@@ -9,8 +9,8 @@
  */
 import { closeSync, fsyncSync, mkdirSync, openSync, readdirSync, renameSync, rmSync, statfsSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
-import { dtypeSize, SafetensorsError, type SafeArray, type SafeDType } from '../io/safetensors.js';
-import { SAFE_WEIGHTS_INDEX_NAME, SAFE_WEIGHTS_NAME } from '../io/sharded.js';
+import { dtypeSize, SafetensorsError, writeFileAtomic, type SafeArray, type SafeDType } from '../io/safetensors.js';
+import { removeOtherCheckpoints, SAFE_WEIGHTS_INDEX_NAME, SAFE_WEIGHTS_NAME } from '../io/sharded.js';
 import { WriteBehind } from './write-behind.js';
 
 /** One output tensor's declaration. */
@@ -227,7 +227,8 @@ export class ShardWriter {
 
   /**
    * Checks that every tensor was written, closes an empty checkpoint's shard, waits until every shard is on disk, then
-   * renames them into place and writes the index (several shards; any earlier index is removed before the renames).
+   * renames them into place and writes the index (several shards; any earlier index is removed before the renames),
+   * and removes what an earlier checkpoint in the folder left beside them.
    */
   finish(): void {
     const missing = [...this.place.keys()].filter((n) => !this.written.has(n));
@@ -237,15 +238,16 @@ export class ShardWriter {
       this.behind.drain();
       this.behind.stop();
     }
-    const index = join(this.dir, SAFE_WEIGHTS_INDEX_NAME);
-    if (this.shards.length > 1) rmSync(index, { force: true });
+    const index = join(this.dir, SAFE_WEIGHTS_INDEX_NAME), sharded = this.shards.length > 1;
+    if (sharded) rmSync(index, { force: true });
     for (const s of this.shards) renameSync(s.tmp, join(this.dir, s.file));
-    if (this.shards.length === 1) return;
-    const weightMap: Record<string, string> = {};
-    for (const s of this.shards) for (const n of s.names) weightMap[n] = s.file;
-    const json = JSON.stringify({ metadata: { total_size: this.totalBytes }, weight_map: weightMap }, null, 2) + '\n';
-    writeFileSync(`${index}.tmp-${process.pid}`, json);
-    renameSync(`${index}.tmp-${process.pid}`, index);
+    if (sharded) {
+      const weightMap: Record<string, string> = {};
+      for (const s of this.shards) for (const n of s.names) weightMap[n] = s.file;
+      const json = JSON.stringify({ metadata: { total_size: this.totalBytes }, weight_map: weightMap }, null, 2) + '\n';
+      writeFileAtomic(index, (fd) => writeFileSync(fd, json));
+    }
+    removeOtherCheckpoints(this.dir, [...this.files, ...(sharded ? [SAFE_WEIGHTS_INDEX_NAME] : [])]);
   }
 
   /** Closes and removes the temporary shard files (after an error): nothing of this output is left. */

@@ -89,6 +89,22 @@ test('ShardWriter: a merge that stops before its end leaves the folder\'s previo
     }
   }));
 
+test('ShardWriter: a checkpoint written over another, sharded over one file and back, leaves only its own files', () =>
+  inTempDir((dir) => {
+    const rng = new Rng(9);
+    for (const [maxShardBytes, writeBehind] of [[4000, false], [1e9, true], [4000, true]] as const) {
+      const data = new Map(SPECS.map((s) => [s.name, rng.f32(s.shape.reduce((x, y) => x * y, 1)) as Float32Array<ArrayBuffer>]));
+      const w = new ShardWriter(dir, SPECS, maxShardBytes, { writeBehind });
+      for (const s of SPECS) w.write(s.name, data.get(s.name)!);
+      w.finish();
+      const want = w.files.length > 1 ? [...w.files, 'model.safetensors.index.json'] : w.files;
+      assert.deepEqual(readdirSync(dir).sort(), want.sort(), `shards of ${maxShardBytes} bytes`);
+      const ckpt = openCheckpointTensors(dir);
+      for (const s of SPECS) assert.deepEqual(ckpt.read(s.name), data.get(s.name), `shards of ${maxShardBytes} bytes: ${s.name}`);
+      ckpt.close();
+    }
+  }));
+
 test('ShardWriter: temporary shards of writers that are gone are removed; those of running ones and other files are kept', () =>
   inTempDir((dir) => {
     const gone = spawnSync('true').pid!;
