@@ -8,8 +8,8 @@
  * and writes overlap compute; the largest tensor is merged last (see mergeOrder). Files other than weights (config.json,
  * tokenizer, …) are copied from the base.
  */
-import { closeSync, copyFileSync, existsSync, openSync, readdirSync, readFileSync, readSync, statSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { closeSync, copyFileSync, existsSync, openSync, readdirSync, readFileSync, readSync, realpathSync, statSync, writeFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
 import { openCheckpointTensors } from '../io/sharded.js';
 import { dtypeSize, type SafeArray, type SafeDType, type TensorInfo, type TensorSource } from '../io/safetensors.js';
 import { backend, fileMapping, readAhead } from '../engine/index.js';
@@ -147,6 +147,7 @@ export function mergeCheckpoints(opts: StreamMergeOptions): MergeReport {
   const started = performance.now();
   const paths = opts.inputs;
   if (paths.length === 0) throw new Error('merge: no checkpoints to merge');
+  checkOutputApart(opts.out, [...paths, ...(opts.filesFrom ? [opts.filesFrom] : [])]);
   const sources: TensorSource[] = [];
   const chunkElements = opts.chunkElements ?? 1 << 21;
   if (!Number.isSafeInteger(chunkElements) || chunkElements <= 0) throw new Error(`merge: chunkElements must be a positive integer, got ${chunkElements}`);
@@ -353,6 +354,19 @@ class RangeReader {
     this.mapped.fill(null);
     for (const fd of this.fds.values()) closeSync(fd);
     this.fds.clear();
+  }
+}
+
+/**
+ * Throws unless the output folder is none of the inputs' folders (a checkpoint's own, or the one holding a
+ * .safetensors file or shard index): writing there would replace or remove the files the merge reads.
+ */
+function checkOutputApart(out: string, inputs: readonly string[]): void {
+  const real = (p: string) => (existsSync(p) ? realpathSync(p) : resolve(p));
+  const target = real(out);
+  for (const p of inputs) {
+    const folder = existsSync(p) && statSync(p).isDirectory() ? p : dirname(p);
+    if (real(folder) === target) throw new Error(`merge: the output folder ${out} holds the input ${p}: write the merge to another folder`);
   }
 }
 

@@ -198,6 +198,16 @@ test('config errors name the key', () => {
   bad(`merge_method: linear\nmodels: [{model: x, gram: g.safetensors, parameters: {weight: 1}}]\n`, /gram: only used by/);
 });
 
+test('the output folder may not hold an input: the merge refuses before it writes anything', () => {
+  const config = (first: string) => parseMergeConfig(`merge_method: linear\nmodels:\n  - {model: ${first}, parameters: {weight: 1}}\n  - {model: ${b}, parameters: {weight: 1}}\n`);
+  const before = [readdirSync(a).sort(), readdirSync(b).sort()];
+  // The folder itself, the same folder by another path, and the folder of an input given as its shard index.
+  for (const [first, out] of [[a, b], [a, join(b, '..', 'b')], [join(a, 'model.safetensors.index.json'), a]]) {
+    assert.throws(() => runMerge(config(first), out), /merge: the output folder .* holds the input .*: write the merge to another folder/, out);
+  }
+  assert.deepEqual([readdirSync(a).sort(), readdirSync(b).sort()], before, 'nothing was written');
+});
+
 test('the checkpoints must share an architecture: a missing tensor is named', () => {
   const odd = join(tmp, 'odd');
   mkdirSync(odd);
