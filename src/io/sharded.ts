@@ -22,6 +22,36 @@ export const SAFE_WEIGHTS_NAME = 'model.safetensors';
 export const SAFE_WEIGHTS_INDEX_NAME = 'model.safetensors.index.json';
 const SHARD_NAME = /^model-\d{5}-of-\d{5}\.safetensors$/;
 
+/** The name of shard `i` (from 0) of `count`: `model-0000(i+1)-of-0000count.safetensors`, as transformers names them. */
+export function shardName(i: number, count: number): string {
+  const pad = (k: number) => String(k).padStart(5, '0');
+  return `model-${pad(i + 1)}-of-${pad(count)}.safetensors`;
+}
+
+/**
+ * Items grouped into shards in order, greedily: each shard takes items while their bytes stay within `maxShardBytes`,
+ * and an item larger than the limit gets a shard of its own. At least one (possibly empty) shard.
+ */
+export function groupShards<T>(items: readonly T[], bytes: (item: T) => number, maxShardBytes: number): T[][] {
+  const groups: T[][] = [[]];
+  let filled = 0;
+  for (const item of items) {
+    const size = bytes(item);
+    if (filled + size > maxShardBytes && groups[groups.length - 1].length > 0) {
+      groups.push([]);
+      filled = 0;
+    }
+    groups[groups.length - 1].push(item);
+    filled += size;
+  }
+  return groups;
+}
+
+/** The text of a shard index: `total_size` and each tensor's shard. */
+export function shardIndexJson(totalSize: number, weightMap: Record<string, string>): string {
+  return JSON.stringify({ metadata: { total_size: totalSize }, weight_map: weightMap }, null, 2) + '\n';
+}
+
 /** A sharded checkpoint: every tensor of the index's weight_map, read from its shard. */
 export class ShardedCheckpoint implements TensorSource {
   private constructor(
@@ -153,29 +183,16 @@ export function writeShardedSafetensors(dir: string, tensors: TensorEntries, max
     throw new SafetensorsError(indexPath, undefined, `maxShardBytes must be a positive integer, got ${maxShardBytes}`);
   }
   const list = tensorList(indexPath, tensors);
-  const groups: (typeof list)[] = [];
-  let bytes = 0;
-  for (const entry of list) {
-    const size = entry[1].data.byteLength;
-    if (groups.length === 0 || (bytes + size > maxShardBytes && groups[groups.length - 1].length > 0)) {
-      groups.push([]);
-      bytes = 0;
-    }
-    groups[groups.length - 1].push(entry);
-    bytes += size;
-  }
-  if (groups.length === 0) groups.push([]);
-
+  const groups = groupShards(list, ([, t]) => t.data.byteLength, maxShardBytes);
   mkdirSync(dir, { recursive: true });
-  const pad = (i: number) => String(i).padStart(5, '0');
-  const shards = groups.map((_, i) => `model-${pad(i + 1)}-of-${pad(groups.length)}.safetensors`);
+  const shards = groups.map((_, i) => shardName(i, groups.length));
   const weightMap: Record<string, string> = {};
   groups.forEach((group, i) => {
     writeSafetensors(join(dir, shards[i]), group, metadata);
     for (const [name] of group) weightMap[name] = shards[i];
   });
   const totalSize = list.reduce((a, [, t]) => a + t.data.byteLength, 0);
-  const json = JSON.stringify({ metadata: { total_size: totalSize }, weight_map: weightMap }, null, 2) + '\n';
+  const json = shardIndexJson(totalSize, weightMap);
   writeFileAtomic(indexPath, (fd) => writeFileSync(fd, json));
   removeOtherCheckpoints(dir, [...shards, SAFE_WEIGHTS_INDEX_NAME]);
   return { index: indexPath, shards, totalSize };

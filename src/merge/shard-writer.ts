@@ -10,7 +10,7 @@
 import { closeSync, fsyncSync, mkdirSync, openSync, readdirSync, renameSync, rmSync, statfsSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { dtypeSize, SafetensorsError, writeFileAtomic, type SafeArray, type SafeDType } from '../io/safetensors.js';
-import { removeOtherCheckpoints, SAFE_WEIGHTS_INDEX_NAME, SAFE_WEIGHTS_NAME } from '../io/sharded.js';
+import { groupShards, removeOtherCheckpoints, SAFE_WEIGHTS_INDEX_NAME, SAFE_WEIGHTS_NAME, shardIndexJson, shardName } from '../io/sharded.js';
 import { WriteBehind } from './write-behind.js';
 
 /** One output tensor's declaration. */
@@ -111,23 +111,10 @@ export class ShardWriter {
     { metadata = { format: 'pt' }, writeBehind = false }: { metadata?: Record<string, string>; writeBehind?: boolean } = {},
   ) {
     if (!Number.isSafeInteger(maxShardBytes) || maxShardBytes <= 0) throw new Error(`ShardWriter: maxShardBytes must be a positive integer, got ${maxShardBytes}`);
-    // Greedy grouping in order, as writeShardedSafetensors does: a tensor larger than the limit gets its own shard.
-    const groups: TensorSpec[][] = [];
-    let bytes = 0;
-    for (const spec of specs) {
-      const size = specBytes(spec);
-      if (groups.length === 0 || (bytes + size > maxShardBytes && groups[groups.length - 1].length > 0)) {
-        groups.push([]);
-        bytes = 0;
-      }
-      groups[groups.length - 1].push(spec);
-      bytes += size;
-    }
-    if (groups.length === 0) groups.push([]);
+    const groups = groupShards(specs, specBytes, maxShardBytes);
     mkdirSync(dir, { recursive: true });
-    const pad = (i: number) => String(i).padStart(5, '0');
     groups.forEach((group, s) => {
-      const file = groups.length === 1 ? SAFE_WEIGHTS_NAME : `model-${pad(s + 1)}-of-${pad(groups.length)}.safetensors`;
+      const file = groups.length === 1 ? SAFE_WEIGHTS_NAME : shardName(s, groups.length);
       // Data widest dtype first (so every tensor is aligned to its element size), header in the given order.
       const layout = [...group].sort((a, b) => dtypeSize(b.dtype) - dtypeSize(a.dtype));
       const begin = new Map<string, number>();
@@ -244,7 +231,7 @@ export class ShardWriter {
     if (sharded) {
       const weightMap: Record<string, string> = {};
       for (const s of this.shards) for (const n of s.names) weightMap[n] = s.file;
-      const json = JSON.stringify({ metadata: { total_size: this.totalBytes }, weight_map: weightMap }, null, 2) + '\n';
+      const json = shardIndexJson(this.totalBytes, weightMap);
       writeFileAtomic(index, (fd) => writeFileSync(fd, json));
     }
     removeOtherCheckpoints(this.dir, [...this.files, ...(sharded ? [SAFE_WEIGHTS_INDEX_NAME] : [])]);
