@@ -1,4 +1,4 @@
-/** `peftjs merge config.yaml --out DIR`: a streamed merge from a mergekit-style YAML config. */
+/** `peftjs merge config.yaml --out DIR` (or `… config.yaml DIR`, as mergekit-yaml): a streamed merge from a mergekit-style YAML config. */
 import { readFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { Command } from './command.js';
@@ -6,13 +6,15 @@ import { UsageError } from './command.js';
 import { parseMergeConfig, runMerge } from '../merge/index.js';
 
 const usage = `usage: peftjs merge CONFIG.yaml --out DIR [--shard-size SIZE] [--seed N] [--quiet]
+       peftjs merge CONFIG.yaml DIR [options]            (mergekit-yaml's order)
 
 Merges checkpoints (safetensors, single-file or sharded) as the config says, tensor by tensor, writing DIR in
-shards. The config follows mergekit's schema: merge_method (linear, task_arithmetic, ties, dare_linear,
-dare_ties, breadcrumbs, breadcrumbs_ties, slerp, fisher, regmean), models with parameters, base_model,
-parameters (per-tensor filters, per-layer gradients), dtype. Relative model paths are relative to the config.
+shards, with the config (mergekit_config.yml) and a model card (README.md) beside them. The config follows
+mergekit's schema: merge_method (linear, task_arithmetic, ties, dare_linear, dare_ties, breadcrumbs,
+breadcrumbs_ties, slerp, fisher, regmean), models with parameters, base_model, parameters (per-tensor filters,
+per-layer gradients), dtype. Relative model paths are relative to the config.
 
-  --out DIR          output folder (required)
+  --out DIR          output folder (required, here or as the second argument)
   --shard-size SIZE  largest output shard, e.g. 2GB, 500MB (default 5GB)
   --seed N           seed of the random methods (dare_*), default 0
   --quiet            no progress lines`;
@@ -30,7 +32,7 @@ const merge: Command = {
   summary: 'merge models (TIES, DARE, SLERP, Fisher, RegMean, …) from a mergekit-style YAML config',
   usage,
   async run(args) {
-    let config: string | undefined, out: string | undefined, shard: number | undefined, seed = 0, quiet = false;
+    let config: string | undefined, out: string | undefined, positional: string | undefined, shard: number | undefined, seed = 0, quiet = false;
     for (let i = 0; i < args.length; i++) {
       const a = args[i];
       const value = () => {
@@ -43,10 +45,13 @@ const merge: Command = {
       else if (a === '--quiet') quiet = true;
       else if (a.startsWith('-')) throw new UsageError(`unknown option ${a}\n\n${usage}`);
       else if (config === undefined) config = a;
+      else if (positional === undefined) positional = a;
       else throw new UsageError(`unexpected argument ${a}`);
     }
     if (!config) throw new UsageError(`a config file is required\n\n${usage}`);
-    if (!out) throw new UsageError('--out DIR is required');
+    if (out !== undefined && positional !== undefined) throw new UsageError(`the output folder is given twice (${positional} and --out ${out})`);
+    out ??= positional;
+    if (!out) throw new UsageError('an output folder is required: --out DIR, or DIR after the config');
     if (!Number.isInteger(seed)) throw new UsageError('--seed must be an integer');
     const parsed = parseMergeConfig(readFileSync(config, 'utf8'), dirname(config));
     const report = runMerge(parsed, out, {

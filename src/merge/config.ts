@@ -28,6 +28,7 @@ import { openCheckpointTensors } from '../io/sharded.js';
 import type { TensorSource } from '../io/safetensors.js';
 import { parseDType, toF32, isFloatDType, type FloatDType } from './dtype.js';
 import { METHODS, type MethodDef, type MethodParams, type ParamValue, type SideTensor } from './registry.js';
+import { writeMergeRecord } from './record.js';
 import { mergeCheckpoints, type MergeProgress, type MergeReport, type TensorContext } from './stream.js';
 
 /** A gradient (list of numbers, interpolated across layers) or a scalar. */
@@ -52,6 +53,8 @@ export interface MergeConfig {
   parameters: Record<string, Setting>;
   /** Output dtype of floating tensors (undefined: as the inputs). */
   dtype?: FloatDType;
+  /** The YAML text it was parsed from, written beside the merged weights (see record.ts). */
+  source?: string;
 }
 
 /** A config problem: the message names the key. */
@@ -166,7 +169,7 @@ export function parseMergeConfig(text: string, baseDir = process.cwd()): MergeCo
     dtype = typeof doc[dtypeKey] === 'string' ? parseDType(doc[dtypeKey] as string) : undefined;
     if (!dtype) fail(dtypeKey, `unsupported dtype ${JSON.stringify(doc[dtypeKey])} (float32, float16, bfloat16)`);
   }
-  return { mergeMethod: methodName, models, baseModel: base === null ? null : where(base), parameters, dtype };
+  return { mergeMethod: methodName, models, baseModel: base === null ? null : where(base), parameters, dtype, source: text };
 }
 
 /** The model entries of `models:`, or of a `slices:` that is one full-range slice (anything else is an error). */
@@ -242,7 +245,7 @@ function hashName(s: string): number {
   return h;
 }
 
-/** Runs a parsed config: a streamed merge of the checkpoints into `out`. */
+/** Runs a parsed config: a streamed merge of the checkpoints into `out`, the config and a model card beside them (record.ts). */
 export function runMerge(config: MergeConfig, out: string, opts: RunMergeOptions = {}): MergeReport {
   const method = METHODS[config.mergeMethod];
   const paths = [...(method.needsBase ? [config.baseModel!] : []), ...config.models.map((m) => m.model)];
@@ -275,7 +278,7 @@ export function runMerge(config: MergeConfig, out: string, opts: RunMergeOptions
     return { ctx, global, perModel, seed: (hashName(ctx.name) ^ seed) >>> 0, fisher, gram };
   };
   try {
-    return mergeCheckpoints({
+    const report = mergeCheckpoints({
       inputs: paths,
       filesFrom: config.baseModel ?? paths[0],
       out,
@@ -290,6 +293,8 @@ export function runMerge(config: MergeConfig, out: string, opts: RunMergeOptions
       merge: (ctx, tensors) => method.merge({ ...params(ctx), tensors }),
       chunked: method.chunked ? (ctx, scan) => method.chunked!(params(ctx), scan) : undefined,
     });
+    writeMergeRecord(config, out);
+    return report;
   } finally {
     for (const s of stats) s?.close();
   }

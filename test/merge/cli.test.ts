@@ -7,6 +7,13 @@ import { main } from '../../src/cli/main.js';
 import { writeSafetensors } from '../../src/io/safetensors.js';
 import { openCheckpointTensors } from '../../src/io/sharded.js';
 
+function readW(dir: string): Float32Array {
+  const src = openCheckpointTensors(dir);
+  const w = src.read('w') as Float32Array;
+  src.close();
+  return w;
+}
+
 test('peftjs merge CONFIG --out DIR runs a config with relative paths; bad configs exit 1 naming the key', async () => {
   const tmp = mkdtempSync(join(tmpdir(), 'peftjs-merge-cli-'));
   try {
@@ -35,6 +42,11 @@ test('peftjs merge CONFIG --out DIR runs a config with relative paths; bad confi
     assert.match(errors[0], /layer_stack: unsupported key/);
     assert.match(errors[1], /^peftjs merge: \S*m3\.safetensors has tensor "v", which \S*m1\.safetensors lacks/);
     assert.equal(await main(['merge', join(tmp, 'cfg.yaml')]).catch(() => -1), 2, 'missing --out is a usage error');
+    // mergekit-yaml's order: the output folder after the config; given both ways, it is a usage error.
+    const second = join(tmp, 'out-positional');
+    assert.equal(await main(['merge', join(tmp, 'cfg.yaml'), second, '--quiet']), 0);
+    assert.deepEqual(readW(second), readW(out));
+    assert.equal(await main(['merge', join(tmp, 'cfg.yaml'), second, '--out', out]).catch(() => -1), 2);
   } finally {
     rmSync(tmp, { recursive: true, force: true });
   }

@@ -58,7 +58,7 @@ const tOf = (name: string) => {
 };
 
 test('a streamed TIES merge of sharded checkpoints equals the in-memory merge, with filters and gradients', () => {
-  const config = parseMergeConfig(`
+  const yaml = `
 merge_method: ties
 base_model: ${base}
 models:
@@ -70,7 +70,8 @@ models:
   - model: ${b}
     parameters: {weight: 0.7, density: 0.6}
 parameters: {lambda: 0.9}
-`);
+`;
+  const config = parseMergeConfig(yaml);
   const out = join(tmp, 'out-ties');
   const seen: string[] = [];
   const report = runMerge(config, out, { maxShardBytes: 500, onProgress: (p) => seen.push(p.name) });
@@ -79,6 +80,12 @@ parameters: {lambda: 0.9}
   assert.ok(report.files.length > 1, 'several output shards');
   assert.ok(existsSync(join(out, 'model.safetensors.index.json')));
   assert.equal(readFileSync(join(out, 'tokenizer.json'), 'utf8'), '{"seed": 1}', 'non-weight files come from the base');
+  // Beside the weights, as mergekit leaves them: the config as written, and a card in place of the base's.
+  assert.equal(readFileSync(join(out, 'mergekit_config.yml'), 'utf8'), yaml);
+  const card = readFileSync(join(out, 'README.md'), 'utf8');
+  assert.match(card, /^---\nlibrary_name: transformers\ntags:\n- merge\n- peftjs\n---\n# out-ties\n/);
+  assert.ok(card.includes(`by the \`ties\` method with \`${base}\` as the base`) && card.includes(`- \`${a}\`\n- \`${b}\``), card);
+  assert.ok(card.includes('```yaml\n' + yaml.trimEnd() + '\n```'), 'the card shows the config');
   const merged = readAll(out);
   for (const [name] of SHAPES) {
     const t = tOf(name);
