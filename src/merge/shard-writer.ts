@@ -4,8 +4,9 @@
  * it is produced. Nothing is buffered: memory is one tensor (plus the write-behind's slots), whatever the shard
  * size. Each shard is written to a temporary file and made durable (fsync) once all its tensors are in; when every
  * shard is, they are renamed into place together and the index (when there are several shards) is written last, so
- * a merge that stops before its end leaves the folder's previous checkpoint as it was rather than mixed with its own. One shard is saved as `model.safetensors`, several as
- * `model-0000i-of-0000N.safetensors` plus `model.safetensors.index.json`, as transformers does.
+ * a merge that stops before its end leaves the folder's previous checkpoint as it was rather than mixed with its
+ * own. One shard is saved as `model.safetensors`, several as `model-0000i-of-0000N.safetensors` plus
+ * `model.safetensors.index.json`, as transformers does.
  */
 import { closeSync, fsyncSync, mkdirSync, openSync, readdirSync, renameSync, rmSync, statfsSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
@@ -41,8 +42,11 @@ interface Shard {
 
 const IO_CHUNK = 1 << 30;
 
-/** A shard's temporary file, as named below: the shard's name, then the writing process's id. */
-const TEMPORARY = /^model(?:-\d{5}-of-\d{5})?\.safetensors(?:\.index\.json)?\.tmp-(\d+)$/;
+/**
+ * A temporary file of a checkpoint being written: a shard's (its name, then the writing process's id) or the index's
+ * (writeFileAtomic's: the id, then a random suffix).
+ */
+const TEMPORARY = /^model(?:-\d{5}-of-\d{5})?\.safetensors(?:\.index\.json)?\.tmp-(\d+)(?:-[0-9a-f]+)?$/;
 
 /**
  * Removes the temporary shards in `dir` of writers whose process is gone (a merge killed midway leaves them, and they

@@ -1,18 +1,19 @@
 /**
  * Write-behind for checkpoints being written: a worker thread performs the positional writes and the fsync and close
- * of each finished file while the caller goes on computing. The caller copies each write into one of a few
- * shared slots, or computes it in one in the first place (`slot`), and returns (it waits only when every slot is still
- * being written), so a merge computes its next range while the kernel copies the last one into the page cache. Each file is flushed to disk every few tens of MB as it is
- * written, and its final fsync runs on libuv's thread pool (then close), so flushing a shard to disk holds up neither
- * the caller nor the writes of the next shard. The API stays synchronous: {@link WriteBehind.drain} blocks until
- * everything queued is done, fsyncs included, and throws the first error the worker met.
+ * of each finished file while the caller goes on computing. The caller copies each write into one of a few shared
+ * slots, or computes it in one in the first place (`slot`), and returns (it waits only when every slot is still being
+ * written), so a merge computes its next range while the kernel copies the last one into the page cache. Each file is
+ * flushed to disk every few tens of MB as it is written, and its final fsync runs on libuv's thread pool (then
+ * close), so flushing a shard to disk holds up neither the caller nor the writes of the next shard. The API stays
+ * synchronous: {@link WriteBehind.drain} blocks until everything queued is done, fsyncs included, and throws the
+ * first error the worker met.
  */
 import { MessageChannel, receiveMessageOnPort, Worker, type MessagePort } from 'node:worker_threads';
 
 // Plain CommonJS run with `eval`, so the worker needs no TypeScript loader. The worker opens, writes and closes the
-// files itself, so each descriptor lives its whole life on one thread (none is closed while another thread writes). state[0]: jobs taken in order (a close counts
-// once its fsync is started); state[1]: 1 once a job failed (later writes and closes are skipped, the error goes to
-// `errors`); state[2]: closes whose fsync and close are still running.
+// files itself, so each descriptor lives its whole life on one thread (none is closed while another thread writes).
+// state[0]: jobs taken in order (a close counts once its fsync is started); state[1]: 1 once a job failed (later
+// writes and closes are skipped, the error goes to `errors`); state[2]: closes whose fsync and close are still running.
 const WORKER = `
 const { workerData } = require('node:worker_threads');
 const fs = require('node:fs');

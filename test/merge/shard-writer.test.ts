@@ -108,7 +108,7 @@ test('ShardWriter: a checkpoint written over another, sharded over one file and 
 test('ShardWriter: temporary shards of writers that are gone are removed; those of running ones and other files are kept', () =>
   inTempDir((dir) => {
     const gone = spawnSync('true').pid!;
-    const stale = [`model.safetensors.tmp-${gone}`, `model-00002-of-00003.safetensors.tmp-${gone}`];
+    const stale = [`model.safetensors.tmp-${gone}`, `model-00002-of-00003.safetensors.tmp-${gone}`, `model.safetensors.index.json.tmp-${gone}-a1b2c3`];
     const kept = [`model.safetensors.tmp-${process.ppid}`, `notes.tmp-${gone}`, 'model.safetensors'];
     mkdirSync(dir, { recursive: true });
     for (const f of [...stale, ...kept]) writeFileSync(join(dir, f), 'x');
