@@ -3,7 +3,8 @@ import { readFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { Command } from './command.js';
 import { UsageError } from './command.js';
-import { parseMergeConfig, runMerge } from '../merge/index.js';
+import { SingleBar } from 'cli-progress';
+import { parseMergeConfig, runMerge, type MergeProgress } from '../merge/index.js';
 
 const usage = `usage: peftjs merge CONFIG.yaml --out DIR [--shard-size SIZE] [--seed N] [--quiet]
        peftjs merge CONFIG.yaml DIR [options]            (mergekit-yaml's order)
@@ -27,6 +28,31 @@ function parseSize(s: string): number {
 }
 
 const gb = (bytes: number) => `${(bytes / 1e9).toFixed(2)} GB`;
+
+/** The merge's progress bar (cli-progress on stderr), over the bytes read: GB, GB/s, ETA, the tensor just merged. */
+function progressBar(): { update: (p: MergeProgress) => void; stop: () => void } {
+  const bar = new SingleBar({
+    format: 'merge |{bar}| {read} / {all} GB | {speed} GB/s | ETA {eta_formatted} | {tensor}',
+    stream: process.stderr,
+    hideCursor: true,
+    etaBuffer: 20,
+    fps: 5,
+  });
+  const started = performance.now();
+  let begun = false;
+  return {
+    // The merge runs synchronously, so the bar redraws from these calls rather than from its timer.
+    update: (p) => {
+      const payload = { read: (p.bytesRead / 1e9).toFixed(2), all: (p.bytesTotal / 1e9).toFixed(2), speed: (p.bytesRead / 1e6 / (performance.now() - started)).toFixed(2), tensor: p.name.length > 48 ? `…${p.name.slice(-47)}` : p.name };
+      if (!begun) bar.start(p.bytesTotal, p.bytesRead, payload);
+      else bar.update(p.bytesRead, payload);
+      begun = true;
+    },
+    stop: () => {
+      if (begun) bar.stop();
+    },
+  };
+}
 
 const merge: Command = {
   summary: 'merge models (TIES, DARE, SLERP, Fisher, RegMean, …) from a mergekit-style YAML config',
@@ -54,14 +80,13 @@ const merge: Command = {
     if (!out) throw new UsageError('an output folder is required: --out DIR, or DIR after the config');
     if (!Number.isInteger(seed)) throw new UsageError('--seed must be an integer');
     const parsed = parseMergeConfig(readFileSync(config, 'utf8'), dirname(config));
-    const report = runMerge(parsed, out, {
-      maxShardBytes: shard,
-      seed,
-      onProgress: quiet
-        ? undefined
-        : (p) => process.stderr.write(`\r[${p.index}/${p.total}] ${gb(p.bytesRead)} / ${gb(p.bytesTotal)} read  ${p.name.slice(0, 60).padEnd(60)}`),
-    });
-    if (!quiet) process.stderr.write('\n');
+    const bar = quiet ? null : progressBar();
+    let report;
+    try {
+      report = runMerge(parsed, out, { maxShardBytes: shard, seed, onProgress: bar?.update });
+    } finally {
+      bar?.stop();
+    }
     console.log(
       `merged ${report.tensors} tensors with ${parsed.mergeMethod} into ${out} (${report.files.length} file(s), ${gb(report.bytesWritten)}) ` +
         `in ${report.seconds.toFixed(1)} s — ${(report.bytesRead / 1e9 / report.seconds).toFixed(2)} GB/s read, peak RSS ${gb(report.peakRssBytes)}`,
