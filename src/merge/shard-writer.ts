@@ -8,7 +8,7 @@
  * own. One shard is saved as `model.safetensors`, several as `model-0000i-of-0000N.safetensors` plus
  * `model.safetensors.index.json`, as transformers does.
  */
-import { closeSync, fsyncSync, mkdirSync, openSync, readdirSync, renameSync, rmSync, statfsSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, renameSync, rmSync, statfsSync, statSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { dtypeSize, SafetensorsError, writeFileAtomic, type SafeArray, type SafeDType } from '../io/safetensors.js';
 import { groupShards, removeOtherCheckpoints, SAFE_WEIGHTS_INDEX_NAME, SAFE_WEIGHTS_NAME, shardIndexJson, shardName } from '../io/sharded.js';
@@ -116,6 +116,7 @@ export class ShardWriter {
   ) {
     if (!Number.isSafeInteger(maxShardBytes) || maxShardBytes <= 0) throw new Error(`ShardWriter: maxShardBytes must be a positive integer, got ${maxShardBytes}`);
     const groups = groupShards(specs, specBytes, maxShardBytes);
+    if (existsSync(dir) && !statSync(dir).isDirectory()) throw new Error(`merge: the output ${dir} is a file: give a folder to write the checkpoint into`);
     mkdirSync(dir, { recursive: true });
     groups.forEach((group, s) => {
       const file = groups.length === 1 ? SAFE_WEIGHTS_NAME : shardName(s, groups.length);

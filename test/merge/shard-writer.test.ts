@@ -51,13 +51,15 @@ test('ShardWriter: write-behind gives the same shards as direct writes, ranges i
     for (const f of files) assert.deepEqual(readFileSync(join(root, 'true', f)), readFileSync(join(root, 'false', f)), f);
   }));
 
-test('ShardWriter: an output larger than the free space fails before anything is written, naming the folder and the sizes', () =>
+test('ShardWriter: an output larger than the free space, or a file, fails before anything is written, naming it', () =>
   inTempDir((root) => {
     const dir = join(root, 'out');
     // 2⁴⁰ f32 entries (4.4 TB): more than any test machine has free.
     const huge: TensorSpec[] = [{ name: 'w', dtype: 'F32', shape: [1 << 20, 1 << 20] }];
     assert.throws(() => new ShardWriter(dir, huge, 5_000_000_000), (e: Error) => e.message.includes(dir) && /needs 4398\.\d\d GB, but its file system has [\d.]+ GB free/.test(e.message));
     assert.deepEqual(readdirSync(dir), [], 'no shard was started');
+    writeFileSync(join(root, 'file'), 'x');
+    assert.throws(() => new ShardWriter(join(root, 'file'), SPECS, 4000), /merge: the output .*file is a file: give a folder/);
     // The check itself: free = available blocks × block size, compared with the bytes needed; no probe, no check.
     const probe = (bavail: number) => () => ({ bavail, bsize: 4096 });
     assert.doesNotThrow(() => checkFreeSpace('/x', 4096 * 10, probe(10)));
