@@ -1,10 +1,10 @@
 /** `peftjs merge config.yaml --out DIR` (or `… config.yaml DIR`, as mergekit-yaml): a streamed merge from a mergekit-style YAML config. */
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { Command } from './command.js';
 import { UsageError } from './command.js';
 import { SingleBar } from 'cli-progress';
-import { parseMergeConfig, runMerge, type MergeProgress } from '../merge/index.js';
+import { MergeConfigError, parseMergeConfig, runMerge, type MergeProgress } from '../merge/index.js';
 
 const usage = `usage: peftjs merge CONFIG.yaml --out DIR [--shard-size SIZE] [--seed N] [--quiet]
        peftjs merge CONFIG.yaml DIR [options]            (mergekit-yaml's order)
@@ -79,7 +79,14 @@ const merge: Command = {
     out ??= positional;
     if (!out) throw new UsageError('an output folder is required: --out DIR, or DIR after the config');
     if (!Number.isInteger(seed)) throw new UsageError('--seed must be an integer');
-    const parsed = parseMergeConfig(readFileSync(config, 'utf8'), dirname(config));
+    if (!existsSync(config)) throw new UsageError(`the config file ${config} does not exist`);
+    let parsed;
+    try {
+      parsed = parseMergeConfig(readFileSync(config, 'utf8'), dirname(config));
+    } catch (e) {
+      // The problem names the key; the file is named here.
+      throw e instanceof MergeConfigError ? new MergeConfigError(`${config}: ${e.message}`) : e;
+    }
     const bar = quiet ? null : progressBar();
     let report;
     try {

@@ -39,9 +39,10 @@ test('peftjs merge CONFIG --out DIR runs a config with relative paths; bad confi
     } finally {
       console.error = orig;
     }
-    assert.match(errors[0], /layer_stack: unsupported key/);
+    assert.match(errors[0], /bad\.yaml: merge config: layer_stack: unsupported key/);
     assert.match(errors[1], /^peftjs merge: \S*m3\.safetensors has tensor "v", which \S*m1\.safetensors lacks/);
     assert.equal(await main(['merge', join(tmp, 'cfg.yaml')]).catch(() => -1), 2, 'missing --out is a usage error');
+    assert.equal(await main(['merge', join(tmp, 'none.yaml'), out]).catch(() => -1), 2, 'a missing config file is a usage error');
     // mergekit-yaml's order: the output folder after the config; given both ways, it is a usage error.
     const second = join(tmp, 'out-positional');
     assert.equal(await main(['merge', join(tmp, 'cfg.yaml'), second, '--quiet']), 0);
