@@ -391,7 +391,9 @@ function checkSameTensors(paths: readonly string[], sources: readonly TensorSour
   });
 }
 
-const WEIGHT_FILE = /(\.safetensors|\.bin|\.pt|\.pth|\.ckpt|\.h5|\.msgpack|\.gguf)$|^model\.safetensors\.index\.json$|^pytorch_model\.bin\.index\.json$/;
+// Weights in any format, and their indexes; a .bin only under a weights name (tokenizers ship .bin files too, e.g.
+// llama2.c's tok512.bin).
+const WEIGHT_FILE = /\.(safetensors|pt|pth|ckpt|h5|msgpack|gguf)$|^(pytorch_model|model|adapter_model)\b.*\.bin$|^(model\.safetensors|pytorch_model\.bin)\.index\.json$/;
 
 /** Copies the base folder's non-weight files (config, tokenizer, generation config, …); sets config.json's torch_dtype. */
 function copyModelFiles(base: string, out: string, outDtype: FloatDType | undefined): void {

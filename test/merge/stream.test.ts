@@ -73,6 +73,9 @@ parameters: {lambda: 0.9}
 `;
   const config = parseMergeConfig(yaml);
   const out = join(tmp, 'out-ties');
+  // Weights in another format stay behind; a tokenizer's .bin comes along.
+  writeFileSync(join(base, 'pytorch_model.bin'), 'weights');
+  writeFileSync(join(base, 'tok512.bin'), 'tokenizer');
   const seen: string[] = [];
   const report = runMerge(config, out, { maxShardBytes: 500, onProgress: (p) => seen.push(p.name) });
   assert.equal(seen.length, SHAPES.length + 1);
@@ -80,6 +83,8 @@ parameters: {lambda: 0.9}
   assert.ok(report.files.length > 1, 'several output shards');
   assert.ok(existsSync(join(out, 'model.safetensors.index.json')));
   assert.equal(readFileSync(join(out, 'tokenizer.json'), 'utf8'), '{"seed": 1}', 'non-weight files come from the base');
+  assert.equal(readFileSync(join(out, 'tok512.bin'), 'utf8'), 'tokenizer');
+  assert.ok(!existsSync(join(out, 'pytorch_model.bin')));
   // Beside the weights, as mergekit leaves them: the config as written, and a card in place of the base's.
   assert.equal(readFileSync(join(out, 'mergekit_config.yml'), 'utf8'), yaml);
   const card = readFileSync(join(out, 'README.md'), 'utf8');
