@@ -1,5 +1,6 @@
-// A merge of a real Hugging Face checkpoint (stories260K in HF Llama layout, tied embeddings) run end to end through
-// the CLI: the merged folder loads and computes the logits of the model it should equal.
+// Merges of real files: a Hugging Face checkpoint (stories260K in HF Llama layout, tied embeddings) run end to end
+// through the CLI, whose merged folder loads and computes the logits of the model it should equal; and a HF PEFT LoRA
+// adapter written by Python PEFT, merged in LoRA space.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
@@ -10,8 +11,10 @@ import * as pj from '../../src/index.js';
 import { main } from '../../src/cli/main.js';
 import { openCheckpointTensors } from '../../src/io/sharded.js';
 import { writeSafetensors, type TensorData } from '../../src/io/safetensors.js';
+import { loraDelta, mergeLoraAdapters, readLoraAdapter } from '../../src/merge/adapters.js';
 
-const STORIES = fileURLToPath(new URL('../../../shared/models/stories260K-hf/', import.meta.url));
+const SHARED = fileURLToPath(new URL('../../../shared/models/', import.meta.url));
+const STORIES = join(SHARED, 'stories260K-hf');
 
 /** The next-token logits of the checkpoint in `dir` for a fixed prompt. */
 function logits(dir: string): Float32Array {
@@ -47,6 +50,32 @@ test('a TIES merge of a real checkpoint with one fine-tune of it (density 1) com
     const gap = (a: Float32Array, b: Float32Array) => a.reduce((m, x, i) => Math.max(m, Math.abs(x - b[i]!)), 0);
     assert.ok(gap(merged, want) < 1e-4, `merged vs fine-tune: ${gap(merged, want)}`);
     assert.ok(gap(original, want) > 0.1, 'the fine-tune computes differently from the base');
+  } finally {
+    rmSync(tmp, { recursive: true, force: true });
+  }
+});
+
+test('adapter merges of a real HF PEFT LoRA (gpt2, fan_in_fan_out, α 32, r 8): cat and svd keep its ΔW in every module; a saved classifier head is refused, naming it', () => {
+  const tmp = mkdtempSync(join(tmpdir(), 'peftjs-merge-real-lora-'));
+  try {
+    const tigrinya = join(SHARED, 'lora-gpt2-tigrinya-causallm');
+    const source = readLoraAdapter(tigrinya);
+    assert.equal(source.modules.size, 36, 'c_attn, attn.c_proj and mlp.c_proj in 12 blocks');
+    for (const combination of ['cat', 'svd'] as const) {
+      // Weights summing to 1 over the same adapter: the merge is that adapter's ΔW, now with scale 1.
+      const out = join(tmp, combination);
+      mergeLoraAdapters([tigrinya, tigrinya], [0.25, 0.75], combination, out);
+      const merged = readLoraAdapter(out);
+      assert.equal(merged.config.r, combination === 'cat' ? 16 : 8);
+      for (const [name, p] of source.modules) {
+        const want = loraDelta(p), got = loraDelta(merged.modules.get(name)!);
+        const scale = want.reduce((m, x) => Math.max(m, Math.abs(x)), 0);
+        const gap = want.reduce((m, x, i) => Math.max(m, Math.abs(x - got[i]!)), 0);
+        assert.ok(gap < 1e-4 * scale, `${combination} ${name}: ΔW off by ${gap} (max |ΔW| ${scale})`);
+      }
+    }
+    const seqcls = join(SHARED, 'lora-gpt2-seqcls-anirudh');
+    assert.throws(() => mergeLoraAdapters([seqcls, tigrinya], [1, 1], 'cat', join(tmp, 'x')), /lora-gpt2-seqcls-anirudh: tensor "base_model\.model\.score\.weight" is not a LoRA linear factor/);
   } finally {
     rmSync(tmp, { recursive: true, force: true });
   }
