@@ -80,7 +80,7 @@ export interface StreamMergeOptions {
   chunkElements?: number;
   /** Read ahead on a native thread (default: when the inputs total 256 MB or more and the backend is native). */
   prefetch?: boolean;
-  /** Write, fsync and rename output shards on a worker thread (default: when the inputs total 256 MB or more). */
+  /** Write and fsync output shards on a worker thread (default: when the inputs total 256 MB or more). */
   writeBehind?: boolean;
   /**
    * Read ranged merges' inputs through memory mappings of the checkpoints, the page cache in place (default: when the
