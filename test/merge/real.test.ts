@@ -3,8 +3,7 @@
 // adapter written by Python PEFT, merged in LoRA space.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { copyFileSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as pj from '../../src/index.js';
@@ -12,9 +11,13 @@ import { main } from '../../src/cli/main.js';
 import { openCheckpointTensors } from '../../src/io/sharded.js';
 import { writeSafetensors, type TensorData } from '../../src/io/safetensors.js';
 import { loraDelta, mergeLoraAdapters, readLoraAdapter } from '../../src/merge/adapters.js';
+import { inTempDir } from '../helpers/temp.js';
 
 const SHARED = fileURLToPath(new URL('../../../shared/models/', import.meta.url));
 const STORIES = join(SHARED, 'stories260K-hf');
+
+/** The largest |a[i] − b[i]|. */
+const gap = (a: Float32Array, b: Float32Array) => a.reduce((m, x, i) => Math.max(m, Math.abs(x - b[i]!)), 0);
 
 /** The next-token logits of the checkpoint in `dir` for a fixed prompt. */
 function logits(dir: string): Float32Array {
@@ -24,9 +27,8 @@ function logits(dir: string): Float32Array {
   return out;
 }
 
-test('a TIES merge of a real checkpoint with one fine-tune of it (density 1) computes as the fine-tune does', async () => {
-  const tmp = mkdtempSync(join(tmpdir(), 'peftjs-merge-real-'));
-  try {
+test('a TIES merge of a real checkpoint with one fine-tune of it (density 1) computes as the fine-tune does', () =>
+  inTempDir('merge-real', async (tmp) => {
     // The "fine-tune": every floating tensor moved by a small, tensor-specific δ; the other files as the base's.
     const ft = join(tmp, 'ft');
     mkdirSync(ft);
@@ -47,17 +49,12 @@ test('a TIES merge of a real checkpoint with one fine-tune of it (density 1) com
     // gives way to the merge's.
     assert.deepEqual(readdirSync(out).sort(), [...new Set([...readdirSync(STORIES), 'README.md', 'mergekit_config.yml'])].sort());
     const [merged, want, original] = [logits(out), logits(ft), logits(STORIES)];
-    const gap = (a: Float32Array, b: Float32Array) => a.reduce((m, x, i) => Math.max(m, Math.abs(x - b[i]!)), 0);
     assert.ok(gap(merged, want) < 1e-4, `merged vs fine-tune: ${gap(merged, want)}`);
     assert.ok(gap(original, want) > 0.1, 'the fine-tune computes differently from the base');
-  } finally {
-    rmSync(tmp, { recursive: true, force: true });
-  }
-});
+  }));
 
-test('adapter merges of a real HF PEFT LoRA (gpt2, fan_in_fan_out, α 32, r 8): cat and svd keep its ΔW in every module; a saved classifier head is refused, naming it', () => {
-  const tmp = mkdtempSync(join(tmpdir(), 'peftjs-merge-real-lora-'));
-  try {
+test('adapter merges of a real HF PEFT LoRA (gpt2, fan_in_fan_out, α 32, r 8): cat and svd keep its ΔW in every module; a saved classifier head is refused, naming it', () =>
+  inTempDir('merge-real-lora', (tmp) => {
     const tigrinya = join(SHARED, 'lora-gpt2-tigrinya-causallm');
     const source = readLoraAdapter(tigrinya);
     assert.equal(source.modules.size, 36, 'c_attn, attn.c_proj and mlp.c_proj in 12 blocks');
@@ -69,14 +66,10 @@ test('adapter merges of a real HF PEFT LoRA (gpt2, fan_in_fan_out, α 32, r 8): 
       assert.equal(merged.config.r, combination === 'cat' ? 16 : 8);
       for (const [name, p] of source.modules) {
         const want = loraDelta(p), got = loraDelta(merged.modules.get(name)!);
-        const scale = want.reduce((m, x) => Math.max(m, Math.abs(x)), 0);
-        const gap = want.reduce((m, x, i) => Math.max(m, Math.abs(x - got[i]!)), 0);
-        assert.ok(gap < 1e-4 * scale, `${combination} ${name}: ΔW off by ${gap} (max |ΔW| ${scale})`);
+        const scale = gap(want, new Float32Array(want.length)), off = gap(want, got);
+        assert.ok(off < 1e-4 * scale, `${combination} ${name}: ΔW off by ${off} (max |ΔW| ${scale})`);
       }
     }
     const seqcls = join(SHARED, 'lora-gpt2-seqcls-anirudh');
     assert.throws(() => mergeLoraAdapters([seqcls, tigrinya], [1, 1], 'cat', join(tmp, 'x')), /lora-gpt2-seqcls-anirudh: tensor "base_model\.model\.score\.weight" is not a LoRA linear factor/);
-  } finally {
-    rmSync(tmp, { recursive: true, force: true });
-  }
-});
+  }));

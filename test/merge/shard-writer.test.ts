@@ -2,14 +2,14 @@
 // readable as a sharded checkpoint; the worker's slots are reused in order and its errors reach the caller.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { openCheckpointTensors } from '../../src/io/sharded.js';
 import { checkFreeSpace, ShardWriter, type TensorSpec } from '../../src/merge/shard-writer.js';
 import { WriteBehind } from '../../src/merge/write-behind.js';
 import { Rng } from '../helpers/random.js';
+import { inTempDir } from '../helpers/temp.js';
 
 const SPECS: TensorSpec[] = [
   { name: 'a', dtype: 'F32', shape: [40, 30] },
@@ -18,18 +18,8 @@ const SPECS: TensorSpec[] = [
   { name: 'd', dtype: 'F32', shape: [3, 3] },
 ];
 
-/** Runs `body` in a fresh temporary folder, removed afterwards. */
-function inTempDir(body: (dir: string) => void): void {
-  const dir = mkdtempSync(join(tmpdir(), 'peftjs-shards-'));
-  try {
-    body(dir);
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
-}
-
 test('ShardWriter: write-behind gives the same shards as direct writes, ranges in any order', () =>
-  inTempDir((root) => {
+  inTempDir('shards', (root) => {
     const rng = new Rng(5);
     const data = new Map(SPECS.map((s) => [s.name, rng.f32(s.shape.reduce((x, y) => x * y, 1)) as Float32Array<ArrayBuffer>]));
     for (const writeBehind of [false, true]) {
@@ -52,7 +42,7 @@ test('ShardWriter: write-behind gives the same shards as direct writes, ranges i
   }));
 
 test('ShardWriter: an output larger than the free space, or a file, fails before anything is written, naming it', () =>
-  inTempDir((root) => {
+  inTempDir('shards', (root) => {
     const dir = join(root, 'out');
     // 2⁴⁰ f32 entries (4.4 TB): more than any test machine has free.
     const huge: TensorSpec[] = [{ name: 'w', dtype: 'F32', shape: [1 << 20, 1 << 20] }];
@@ -70,7 +60,7 @@ test('ShardWriter: an output larger than the free space, or a file, fails before
   }));
 
 test('ShardWriter: a merge that stops before its end leaves the folder\'s previous checkpoint as it was, and no temporary file', () =>
-  inTempDir((dir) => {
+  inTempDir('shards', (dir) => {
     const rng = new Rng(8);
     const fill = () => new Map(SPECS.map((s) => [s.name, rng.f32(s.shape.reduce((x, y) => x * y, 1)) as Float32Array<ArrayBuffer>]));
     const before = fill(), after = fill();
@@ -92,7 +82,7 @@ test('ShardWriter: a merge that stops before its end leaves the folder\'s previo
   }));
 
 test('ShardWriter: a checkpoint written over another, sharded over one file and back, leaves only its own files', () =>
-  inTempDir((dir) => {
+  inTempDir('shards', (dir) => {
     const rng = new Rng(9);
     for (const [maxShardBytes, writeBehind] of [[4000, false], [1e9, true], [4000, true]] as const) {
       const data = new Map(SPECS.map((s) => [s.name, rng.f32(s.shape.reduce((x, y) => x * y, 1)) as Float32Array<ArrayBuffer>]));
@@ -108,7 +98,7 @@ test('ShardWriter: a checkpoint written over another, sharded over one file and 
   }));
 
 test('ShardWriter: temporary shards of writers that are gone are removed; those of running ones and other files are kept', () =>
-  inTempDir((dir) => {
+  inTempDir('shards', (dir) => {
     const gone = spawnSync('true').pid!;
     const stale = [`model.safetensors.tmp-${gone}`, `model-00002-of-00003.safetensors.tmp-${gone}`, `model.safetensors.index.json.tmp-${gone}-a1b2c3`];
     const kept = [`model.safetensors.tmp-${process.ppid}`, `notes.tmp-${gone}`, 'model.safetensors'];
@@ -119,7 +109,7 @@ test('ShardWriter: temporary shards of writers that are gone are removed; those 
   }));
 
 test('WriteBehind: writes larger than a slot go through reused slots in order; close comes after the writes and the flushes', () =>
-  inTempDir((dir) => {
+  inTempDir('shards', (dir) => {
     // Flushing never (the default interval), after every write (closes then wait on running flushes), every 50 bytes.
     for (const flushBytes of [undefined, 1, 50]) {
       const wb = new WriteBehind(2, 16, flushBytes);
@@ -140,7 +130,7 @@ test('WriteBehind: writes larger than a slot go through reused slots in order; c
   }));
 
 test('WriteBehind: a slot handed out is written without a copy, while copied writes (a header) take the other slots; misuse is refused', () =>
-  inTempDir((dir) => {
+  inTempDir('shards', (dir) => {
     const wb = new WriteBehind(2, 16);
     const tmp = join(dir, 'x.tmp');
     const want = Uint8Array.from({ length: 4 + 5 * 12 }, (_, i) => (i * 11 + 3) & 255);
@@ -163,7 +153,7 @@ test('WriteBehind: a slot handed out is written without a copy, while copied wri
   }));
 
 test('WriteBehind: a failed write is reported to the caller with the reason, and stays reported', () =>
-  inTempDir((dir) => {
+  inTempDir('shards', (dir) => {
     const wb = new WriteBehind(2, 16);
     const missing = join(dir, 'no-such-folder', 'x.tmp');
     // The failure surfaces in the call that next waits on the worker: a write needing a busy slot, or drain.
