@@ -9,10 +9,10 @@ import { writeFileAtomic } from '../io/safetensors.js';
 import type { MergeConfig } from './config.js';
 
 /** The config file's name in a merge's output folder. */
-export const MERGE_CONFIG_NAME = 'mergekit_config.yml';
+const MERGE_CONFIG_NAME = 'mergekit_config.yml';
 
 /** A merged model's card: front matter tagging it a merge, the method, the base, the models and the config. */
-export function modelCard(config: MergeConfig, out: string): string {
+function modelCard(config: MergeConfig, out: string): string {
   const base = config.baseModel === null ? '' : ` with \`${config.baseModel}\` as the base`;
   return [
     '---',
