@@ -2,16 +2,19 @@
  * An out-of-core safetensors writer: the output's tensor names, dtypes and shapes are known before any data, so
  * the shard layout and every header are fixed up front and each tensor is written at its final offset the moment
  * it is produced. Nothing is buffered: memory is one tensor (plus the write-behind's slots), whatever the shard
- * size. Each shard is written to a temporary file and made durable (fsync) once all its tensors are in; when every
- * shard is, they are renamed into place together and the index (when there are several shards) is written last, so
- * a merge that stops before its end leaves the folder's previous checkpoint as it was rather than mixed with its
- * own. One shard is saved as `model.safetensors`, several as `model-0000i-of-0000N.safetensors` plus
- * `model.safetensors.index.json`, as transformers does.
+ * size. Each shard is written to a temporary file, created with its header up front (written behind, a native thread
+ * then allocates its blocks before the writes reach them: native/preallocate.cc), and made durable (fsync) once all
+ * its tensors are in; when every shard is, they are renamed into place together and the index (when there are several
+ * shards) is written last, so a merge that stops before its end leaves the folder's previous checkpoint as it was
+ * rather than mixed with its own. One shard is saved as `model.safetensors`, several as
+ * `model-0000i-of-0000N.safetensors` plus `model.safetensors.index.json`, as transformers does.
  */
 import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, renameSync, rmSync, statfsSync, statSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { dtypeSize, SafetensorsError, writeFileAtomic, type SafeArray, type SafeDType } from '../io/safetensors.js';
 import { groupShards, removeOtherCheckpoints, SAFE_WEIGHTS_INDEX_NAME, SAFE_WEIGHTS_NAME, shardIndexJson, shardName } from '../io/sharded.js';
+import { preallocation } from '../engine/index.js';
+import type { PreallocationHandle } from '../engine/backend/native.js';
 import { WriteBehind } from './write-behind.js';
 
 /** One output tensor's declaration. */
@@ -31,8 +34,6 @@ interface Placement {
 interface Shard {
   file: string;
   tmp: string;
-  /** Whether its temporary file was created (and its header written). */
-  started: boolean;
   /** Its open temporary file when written directly (not behind), else −1. */
   fd: number;
   pending: number;
@@ -102,6 +103,8 @@ export class ShardWriter {
 
   /** Where data writes and shard closes go when they are written behind (see WriteBehind), else null. */
   private readonly behind: WriteBehind | null;
+  /** The running preallocation of the shards' blocks, if any. */
+  private readonly preallocating: { kernels: NonNullable<ReturnType<typeof preallocation>>; handle: PreallocationHandle } | null;
 
   /**
    * Plans the shards of `specs` (at most `maxShardBytes` data bytes each) in `dir`. With `writeBehind`, writes and
@@ -142,13 +145,39 @@ export class ShardWriter {
         if (this.place.has(spec.name)) throw new SafetensorsError(join(dir, file), spec.name, 'duplicate tensor name');
         this.place.set(spec.name, { shard: s, offset: headerBytes.length + begin.get(spec.name)!, bytes: specBytes(spec) });
       }
-      this.shards.push({ file, tmp: join(dir, `${file}.tmp-${process.pid}`), started: false, fd: -1, pending: group.length, headerBytes, names: group.map((g) => g.name) });
+      this.shards.push({ file, tmp: join(dir, `${file}.tmp-${process.pid}`), fd: -1, pending: group.length, headerBytes, names: group.map((g) => g.name) });
     });
     this.totalBytes = specs.reduce((a, s) => a + specBytes(s), 0);
-    removeStaleShards(dir);
-    checkFreeSpace(dir, this.totalBytes + this.shards.reduce((a, s) => a + s.headerBytes.length, 0));
     this.specs = new Map(specs.map((s) => [s.name, s]));
+    removeStaleShards(dir);
+    const shardBytes = this.shards.map((s) => s.headerBytes.length + s.names.reduce((a, n) => a + specBytes(this.specs.get(n)!), 0));
+    checkFreeSpace(dir, shardBytes.reduce((a, b) => a + b, 0));
+    this.createShards(writeBehind);
     this.behind = writeBehind ? new WriteBehind() : null;
+    // Written behind, the shards' blocks are allocated on a native thread before the writes reach them (see
+    // native/preallocate.cc); written directly (small checkpoints), the writes allocate as they go.
+    const kernels = writeBehind ? preallocation() : null;
+    this.preallocating = kernels && { kernels, handle: kernels.preallocateStart(this.shards.map((s) => s.tmp), Float64Array.from(shardBytes)) };
+  }
+
+  /**
+   * Creates every shard's temporary file with its header; written directly, each stays open. On an error, the files
+   * created so far are removed.
+   */
+  private createShards(writeBehind: boolean): void {
+    try {
+      for (const s of this.shards) {
+        s.fd = openSync(s.tmp, 'w');
+        writeSync(s.fd, s.headerBytes, 0, s.headerBytes.length, 0);
+        if (writeBehind) {
+          closeSync(s.fd);
+          s.fd = -1;
+        }
+      }
+    } catch (e) {
+      this.abort();
+      throw e;
+    }
   }
 
   /** Output file names, in order. */
@@ -198,19 +227,13 @@ export class ShardWriter {
     return p;
   }
 
-  /** Writes `bytes` at `position` of a shard's temporary file, opening it and writing its header the first time. */
+  /** Writes `bytes` at `position` of a shard's temporary file. */
   private writeAt(shard: Shard, bytes: Uint8Array, position: number): void {
-    if (!shard.started) {
-      shard.started = true;
-      if (!this.behind) shard.fd = openSync(shard.tmp, 'w');
-      this.writeAt(shard, shard.headerBytes, 0);
-    }
     if (this.behind) return this.behind.write(shard.tmp, bytes, position);
     for (let done = 0; done < bytes.length; ) done += writeSync(shard.fd, bytes, done, Math.min(IO_CHUNK, bytes.length - done), position + done);
   }
 
   private closeShard(shard: Shard): void {
-    if (!shard.started) this.writeAt(shard, new Uint8Array(0), 0);
     if (this.behind) return this.behind.close(shard.tmp);
     fsyncSync(shard.fd);
     closeSync(shard.fd);
@@ -226,6 +249,7 @@ export class ShardWriter {
     const missing = [...this.place.keys()].filter((n) => !this.written.has(n));
     if (missing.length) throw new Error(`ShardWriter: ${missing.length} tensors never written, e.g. ${JSON.stringify(missing[0])}`);
     for (const s of this.shards) if (s.pending === 0 && s.names.length === 0) this.closeShard(s);
+    this.stopPreallocating();
     if (this.behind) {
       this.behind.drain();
       this.behind.stop();
@@ -245,6 +269,7 @@ export class ShardWriter {
   /** Closes and removes the temporary shard files (after an error): nothing of this output is left. */
   abort(): void {
     // The worker closes the files it still has open (its own error, if any, is moot now).
+    this.stopPreallocating();
     this.behind?.stop();
     for (const s of this.shards) {
       if (s.fd >= 0) closeSync(s.fd);
@@ -255,6 +280,11 @@ export class ShardWriter {
         // never created, or already renamed into place
       }
     }
+  }
+
+  /** Stops the preallocation, if any, and waits for its thread. */
+  private stopPreallocating(): void {
+    this.preallocating?.kernels.preallocateStop(this.preallocating.handle);
   }
 }
 

@@ -176,11 +176,13 @@ export function mergeCheckpoints(opts: StreamMergeOptions): MergeReport {
     const reads = order.map((t) => names[t]).map((n) => (isFloatDType(ref.info(n).dtype) ? sources.map((s) => s.info(n)) : [ref.info(n)]));
     const bytesTotal = reads.reduce((a, r) => a + r.reduce((b, i) => b + i.byteLength, 0), 0);
     const large = bytesTotal >= 256_000_000;
-    const writer = new ShardWriter(opts.out, specs, opts.maxShardBytes ?? 5_000_000_000, { writeBehind: opts.writeBehind ?? large });
     const kernels = readAhead();
     if ((opts.prefetch ?? large) && kernels) {
       prefetch = new Prefetcher(reads.map((r) => r.map((i) => ({ file: i.file, offset: i.byteOffset, length: i.byteLength }))), 1_000_000_000, kernels);
     }
+    // After the read-ahead has started (the disk reads while the writer sets up), and right before the try that
+    // aborts it on an error: its temporary shards exist from here on.
+    const writer = new ShardWriter(opts.out, specs, opts.maxShardBytes ?? 5_000_000_000, { writeBehind: opts.writeBehind ?? large });
     let bytesRead = 0;
     let rangeOut: ArrayBuffer | undefined;
     try {

@@ -46,7 +46,7 @@ jobs.on('message', (job) => {
       for (const f of files.values()) fs.closeSync(f.fd);
       files.clear();
     } else if (!Atomics.load(st, 1)) {
-      if (!files.has(job.file)) files.set(job.file, { fd: fs.openSync(job.file, 'w'), unflushed: 0, flushing: false, afterFlush: null });
+      if (!files.has(job.file)) files.set(job.file, { fd: fs.openSync(job.file, fs.constants.O_WRONLY | fs.constants.O_CREAT), unflushed: 0, flushing: false, afterFlush: null });
       const f = files.get(job.file);
       if (job.kind === 'write') {
         for (let done = 0; done < job.length; ) done += fs.writeSync(f.fd, bytes, job.slot * slotBytes + done, job.length - done, job.position + done);
@@ -127,8 +127,9 @@ export class WriteBehind {
   }
 
   /**
-   * Queues writing `bytes` at byte `position` of `file` (created, or truncated, by its first write); the bytes are
-   * copied before this returns, unless they are (a prefix of) the slot from {@link WriteBehind.slot}.
+   * Queues writing `bytes` at byte `position` of `file` (opened by its first write: created if missing, else written
+   * in place, not truncated, so a file made and preallocated beforehand keeps its blocks); the bytes are copied
+   * before this returns, unless they are (a prefix of) the slot from {@link WriteBehind.slot}.
    */
   write(file: string, bytes: Uint8Array, position: number): void {
     if (bytes.buffer === this.ring.buffer) {

@@ -1,10 +1,14 @@
 // The out-of-core shard writer, written through directly and through the write-behind worker: the same files,
-// readable as a sharded checkpoint; the worker's slots are reused in order and its errors reach the caller.
+// readable as a sharded checkpoint; the worker's slots are reused in order and its errors reach the caller; written
+// behind, the shards are preallocated (the native preallocation thread) before the writes reach them.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
+import { createRequire } from 'node:module';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { nativeAddonPath, type NativeKernels } from '../../src/engine/backend/native.js';
 import { openCheckpointTensors } from '../../src/io/sharded.js';
 import { checkFreeSpace, ShardWriter, type TensorSpec } from '../../src/merge/shard-writer.js';
 import { WriteBehind } from '../../src/merge/write-behind.js';
@@ -173,3 +177,49 @@ test('WriteBehind: a close whose fsync fails (it runs off the write queue) still
   assert.throws(() => wb.drain(), /writing the checkpoint failed: EINVAL.*fsync/);
   wb.stop();
 });
+
+/** Waits (up to 10 s) until `ok()` holds; returns whether it does. */
+async function waitFor(ok: () => boolean): Promise<boolean> {
+  for (let waited = 0; !ok() && waited < 10_000; waited += 10) await sleep(10);
+  return ok();
+}
+
+test('preallocateStart: each file gets its blocks up to its length (what it held kept); a missing file is skipped; a bad handle is refused', () =>
+  inTempDir('prealloc', async (dir) => {
+    const native = createRequire(import.meta.url)(nativeAddonPath()) as NativeKernels;
+    const held = join(dir, 'held.bin'), empty = join(dir, 'empty.bin');
+    writeFileSync(held, 'header');
+    writeFileSync(empty, '');
+    const lengths = [40 << 20, 3 << 20];
+    const h = native.preallocateStart([held, join(dir, 'missing.bin'), empty], Float64Array.from([lengths[0], 1 << 20, lengths[1]]));
+    // The second file of the list is missing: skipped, and the third is still allocated.
+    assert.ok(await waitFor(() => statSync(empty).size === lengths[1]), 'the file after the missing one is preallocated');
+    native.preallocateStop(h);
+    native.preallocateStop(h); // again: a no-op
+    for (const [file, length] of [[held, lengths[0]], [empty, lengths[1]]] as const) {
+      const st = statSync(file);
+      assert.equal(st.size, length, file);
+      assert.ok(st.blocks * 512 >= length, `${file}: ${st.blocks * 512} bytes allocated, want ${length}`);
+    }
+    assert.equal(readFileSync(held).subarray(0, 6).toString(), 'header');
+    assert.ok(!existsSync(join(dir, 'missing.bin')));
+    assert.throws(() => native.preallocateStop({} as never), /handle from preallocateStart/);
+    assert.throws(() => native.preallocateStart([held], Float64Array.from([-1])), /lengths\[0\] must be ≥ 0/);
+  }));
+
+test('ShardWriter: written behind, every shard is created with its header and preallocated to its full size before any tensor is written', () =>
+  inTempDir('shards', async (dir) => {
+    const w = new ShardWriter(dir, SPECS, 4000, { writeBehind: true });
+    const shards = readdirSync(dir).filter((f) => f.includes('.tmp-')).sort();
+    assert.equal(shards.length, 2);
+    // Each shard's final size: its header, then its tensors' data.
+    const sizes = shards.map((f) => {
+      const head = readFileSync(join(dir, f)).subarray(0, 8);
+      const headerLength = Number(new DataView(head.buffer, head.byteOffset).getBigUint64(0, true));
+      const header = JSON.parse(readFileSync(join(dir, f)).subarray(8, 8 + headerLength).toString()) as Record<string, { data_offsets?: number[] }>;
+      return 8 + headerLength + Math.max(...Object.values(header).map((t) => t.data_offsets?.[1] ?? 0));
+    });
+    assert.ok(await waitFor(() => shards.every((f, i) => statSync(join(dir, f)).size === sizes[i])), `shards preallocated to ${sizes}`);
+    w.abort();
+    assert.deepEqual(readdirSync(dir), []);
+  }));

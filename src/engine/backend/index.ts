@@ -46,6 +46,12 @@ export function readAhead(): Pick<NativeKernels, 'readAheadStart' | 'readAheadAt
   return b.name === 'native' ? (b as NativeKernels) : null;
 }
 
+/** The native addon's preallocation thread (preallocateStart / preallocateStop) when the current backend is native, else null. */
+export function preallocation(): Pick<NativeKernels, 'preallocateStart' | 'preallocateStop'> | null {
+  const b = backend();
+  return b.name === 'native' ? (b as NativeKernels) : null;
+}
+
 /** Whether the native addon loads on this machine. */
 export function nativeAvailable(): boolean {
   return !(native() instanceof Error);

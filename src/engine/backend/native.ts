@@ -10,6 +10,9 @@ import type { GemmDType, Kernels } from './kernels.js';
 /** A running read-ahead thread of the native addon (an opaque handle). */
 export type ReadAheadHandle = { readonly __readAhead: unique symbol };
 
+/** A running preallocation thread of the native addon (an opaque handle). */
+export type PreallocationHandle = { readonly __preallocation: unique symbol };
+
 /** The native kernels plus the addon's extras outside the kernel contract. */
 export interface NativeKernels extends Kernels {
   readonly name: 'native';
@@ -50,6 +53,15 @@ export interface NativeKernels extends Kernels {
    * past its end or the file cannot be opened.
    */
   pageCached(path: string, offset: number, length: number): boolean;
+  /**
+   * Starts a thread that allocates the blocks of bytes [0, lengths[i]) of each existing file `paths[i]`, in order
+   * (fallocate, 16 MB per call, so writes to the file meanwhile wait at most one call), so that writing them later
+   * only copies. Best effort: a file that cannot be opened or preallocated (a file system without fallocate, no space
+   * left) is skipped, and the writes report what fails. Returns its handle.
+   */
+  preallocateStart(paths: readonly string[], lengths: Float64Array): PreallocationHandle;
+  /** Stops a preallocation after its current call and waits for its thread; a no-op when it is stopped already. */
+  preallocateStop(handle: PreallocationHandle): void;
 }
 
 /** Every function the addon must export: the kernel contract (checked exhaustive below) plus the extras. */
@@ -70,6 +82,7 @@ const KERNEL_FUNCTIONS = [
   'adamw', 'sgd',
   'castF32ToF16', 'weightedSum', 'magnitudeHistogram', 'magnitudeBrackets', 'magnitudeGather', 'magnitudeRankIndex', 'keepMagnitudeBand', 'tiesCombine',
   'benchRawGemm', 'reserveWindow', 'mapWindow', 'unmap', 'pageCached', 'readAheadStart', 'readAheadAt', 'readAheadStop',
+  'preallocateStart', 'preallocateStop',
 ] as const satisfies readonly Exclude<keyof NativeKernels, 'name'>[];
 
 // Compile-time check that KERNEL_FUNCTIONS lists every kernel: `true` only if nothing is missing.
