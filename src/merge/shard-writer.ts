@@ -36,6 +36,8 @@ interface Shard {
   tmp: string;
   /** Its open temporary file when written directly (not behind), else −1. */
   fd: number;
+  /** The file's final size: header and data. */
+  bytes: number;
   pending: number;
   headerBytes: Uint8Array;
   names: string[];
@@ -145,19 +147,18 @@ export class ShardWriter {
         if (this.place.has(spec.name)) throw new SafetensorsError(join(dir, file), spec.name, 'duplicate tensor name');
         this.place.set(spec.name, { shard: s, offset: headerBytes.length + begin.get(spec.name)!, bytes: specBytes(spec) });
       }
-      this.shards.push({ file, tmp: join(dir, `${file}.tmp-${process.pid}`), fd: -1, pending: group.length, headerBytes, names: group.map((g) => g.name) });
+      this.shards.push({ file, tmp: join(dir, `${file}.tmp-${process.pid}`), fd: -1, bytes: headerBytes.length + off, pending: group.length, headerBytes, names: group.map((g) => g.name) });
     });
     this.totalBytes = specs.reduce((a, s) => a + specBytes(s), 0);
     this.specs = new Map(specs.map((s) => [s.name, s]));
     removeStaleShards(dir);
-    const shardBytes = this.shards.map((s) => s.headerBytes.length + s.names.reduce((a, n) => a + specBytes(this.specs.get(n)!), 0));
-    checkFreeSpace(dir, shardBytes.reduce((a, b) => a + b, 0));
+    checkFreeSpace(dir, this.shards.reduce((a, s) => a + s.bytes, 0));
     this.createShards(writeBehind);
     this.behind = writeBehind ? new WriteBehind() : null;
     // Written behind, the shards' blocks are allocated on a native thread before the writes reach them (see
     // native/preallocate.cc); written directly (small checkpoints), the writes allocate as they go.
     const kernels = writeBehind ? preallocation() : null;
-    this.preallocating = kernels && { kernels, handle: kernels.preallocateStart(this.shards.map((s) => s.tmp), Float64Array.from(shardBytes)) };
+    this.preallocating = kernels && { kernels, handle: kernels.preallocateStart(this.shards.map((s) => s.tmp), Float64Array.from(this.shards, (s) => s.bytes)) };
   }
 
   /**
