@@ -57,6 +57,13 @@ class Args {
     for (uint32_t k = 0; k < a.Length(); k++) out[k] = static_cast<int64_t>(a.Get(k).As<Napi::Number>().DoubleValue());
     return out;
   }
+  // A handle from `maker` (see handleOf: an external value tagged with `tag`) → the object it holds
+  template <typename T>
+  T& handle(size_t i, const napi_type_tag& tag, const char* maker) const {
+    auto v = info_[i];
+    if (!v.IsExternal() || !v.As<Napi::External<T>>().CheckTypeTag(&tag)) fail(i, (std::string("a handle from ") + maker).c_str());
+    return *v.As<Napi::External<T>>().Data();
+  }
   bool isNull(size_t i) const { return info_[i].IsNull() || info_[i].IsUndefined(); }
   Napi::Env env() const { return info_.Env(); }
   const Napi::CallbackInfo& info() const { return info_; }
@@ -78,5 +85,14 @@ class Args {
   const Napi::CallbackInfo& info_;
   const char* kernel_;
 };
+
+// A handle for JS that owns `object` (deleted when the handle is garbage-collected), tagged with `tag` so that
+// Args::handle takes no other external value for one.
+template <typename T>
+Napi::External<T> handleOf(Napi::Env env, T* object, const napi_type_tag& tag) {
+  auto h = Napi::External<T>::New(env, object, [](Napi::Env, T* o) { delete o; });
+  h.TypeTag(&tag);
+  return h;
+}
 
 }  // namespace peftjs

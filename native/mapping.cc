@@ -273,14 +273,8 @@ class ReadAhead {
   std::thread thread_;  // last: it starts running once everything above is initialised
 };
 
-// Tags the handles readAheadStart returns, so the other calls take no other external value for one.
+// Tags the handles readAheadStart returns.
 constexpr napi_type_tag kReadAheadTag = {0x7065667473726561, 0x6468656164000001};
-
-ReadAhead& readAheadArg(peftjs::Args& a) {
-  const Napi::Value v = a.info()[0];
-  if (!v.IsExternal() || !v.As<Napi::External<ReadAhead>>().CheckTypeTag(&kReadAheadTag)) a.fail("argument 0 must be a handle from readAheadStart");
-  return *v.As<Napi::External<ReadAhead>>().Data();
-}
 
 }  // namespace
 
@@ -308,22 +302,20 @@ PEFTJS_EXPORT(readAheadStart) {
       tensors[t].push_back({p.As<Napi::String>().Utf8Value(), static_cast<int64_t>(offsets[j]), static_cast<int64_t>(lengths[j])});
     }
   }
-  auto handle = Napi::External<ReadAhead>::New(info.Env(), new ReadAhead(std::move(tensors), ahead), [](Napi::Env, ReadAhead* r) { delete r; });
-  handle.TypeTag(&kReadAheadTag);
-  return handle;
+  return peftjs::handleOf(info.Env(), new ReadAhead(std::move(tensors), ahead), kReadAheadTag);
 }
 
 // readAheadAt(handle, t): the merge has reached tensor t.
 PEFTJS_EXPORT(readAheadAt) {
   peftjs::Args a(info, "readAheadAt");
-  readAheadArg(a).at(a.int64(1));
+  a.handle<ReadAhead>(0, kReadAheadTag, "readAheadStart").at(a.int64(1));
   return info.Env().Undefined();
 }
 
 // readAheadStop(handle): stops the read-ahead and waits for its thread (at most one piece's read); again, a no-op.
 PEFTJS_EXPORT(readAheadStop) {
   peftjs::Args a(info, "readAheadStop");
-  readAheadArg(a).stop();
+  a.handle<ReadAhead>(0, kReadAheadTag, "readAheadStart").stop();
   return info.Env().Undefined();
 }
 

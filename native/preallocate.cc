@@ -49,7 +49,7 @@ class Preallocation {
   std::thread thread_;  // last: it starts running once everything above is initialised
 };
 
-// Tags the handles preallocateStart returns, so preallocateStop takes no other external value for one.
+// Tags the handles preallocateStart returns.
 constexpr napi_type_tag kPreallocationTag = {0x7065667470726561, 0x6c6c6f6300000001};
 
 }  // namespace
@@ -69,16 +69,12 @@ PEFTJS_EXPORT(preallocateStart) {
     if (!(lengths[i] >= 0)) a.fail("lengths[" + std::to_string(i) + "] must be ≥ 0");
     files.emplace_back(p.As<Napi::String>().Utf8Value(), static_cast<int64_t>(lengths[i]));
   }
-  auto handle = Napi::External<Preallocation>::New(info.Env(), new Preallocation(std::move(files)), [](Napi::Env, Preallocation* p) { delete p; });
-  handle.TypeTag(&kPreallocationTag);
-  return handle;
+  return peftjs::handleOf(info.Env(), new Preallocation(std::move(files)), kPreallocationTag);
 }
 
 // preallocateStop(handle): stops the preallocation after its current piece and waits for it; again, a no-op.
 PEFTJS_EXPORT(preallocateStop) {
   peftjs::Args a(info, "preallocateStop");
-  const Napi::Value v = info[0];
-  if (!v.IsExternal() || !v.As<Napi::External<Preallocation>>().CheckTypeTag(&kPreallocationTag)) a.fail("argument 0 must be a handle from preallocateStart");
-  v.As<Napi::External<Preallocation>>().Data()->stop();
+  a.handle<Preallocation>(0, kPreallocationTag, "preallocateStart").stop();
   return info.Env().Undefined();
 }

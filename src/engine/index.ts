@@ -7,7 +7,7 @@ export { tidy, keep } from './scope.js';
 export { backward, noGrad, isGradEnabled, record, type GradFn } from './autograd.js';
 export { gradcheck, type GradcheckOptions } from './gradcheck.js';
 export { Generator, manualSeed, globalGenerator } from './random.js';
-export { backend, setBackend, withBackend, nativeAvailable, setNumThreads, fileMapping, readAhead, preallocation, type BackendName } from './backend/index.js';
+export { backend, setBackend, withBackend, nativeAvailable, setNumThreads, nativeExtras, type BackendName } from './backend/index.js';
 export { clearPool, pooledByteCount, freshAllocatedBytes } from './pool.js';
 export * from './ops/elementwise.js';
 export * from './ops/shape.js';

@@ -13,8 +13,8 @@ import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, ren
 import { join } from 'node:path';
 import { dtypeSize, SafetensorsError, writeFileAtomic, type SafeArray, type SafeDType } from '../io/safetensors.js';
 import { groupShards, removeOtherCheckpoints, SAFE_WEIGHTS_INDEX_NAME, SAFE_WEIGHTS_NAME, shardIndexJson, shardName } from '../io/sharded.js';
-import { preallocation } from '../engine/index.js';
-import type { PreallocationHandle } from '../engine/backend/native.js';
+import { nativeExtras } from '../engine/index.js';
+import type { NativeKernels, PreallocationHandle } from '../engine/backend/native.js';
 import { WriteBehind } from './write-behind.js';
 
 /** One output tensor's declaration. */
@@ -106,7 +106,7 @@ export class ShardWriter {
   /** Where data writes and shard closes go when they are written behind (see WriteBehind), else null. */
   private readonly behind: WriteBehind | null;
   /** The running preallocation of the shards' blocks, if any. */
-  private readonly preallocating: { kernels: NonNullable<ReturnType<typeof preallocation>>; handle: PreallocationHandle } | null;
+  private readonly preallocating: { kernels: NativeKernels; handle: PreallocationHandle } | null;
 
   /**
    * Plans the shards of `specs` (at most `maxShardBytes` data bytes each) in `dir`. With `writeBehind`, writes and
@@ -157,7 +157,7 @@ export class ShardWriter {
     this.behind = writeBehind ? new WriteBehind() : null;
     // Written behind, the shards' blocks are allocated on a native thread before the writes reach them (see
     // native/preallocate.cc); written directly (small checkpoints), the writes allocate as they go.
-    const kernels = writeBehind ? preallocation() : null;
+    const kernels = writeBehind ? nativeExtras() : null;
     this.preallocating = kernels && { kernels, handle: kernels.preallocateStart(this.shards.map((s) => s.tmp), Float64Array.from(this.shards, (s) => s.bytes)) };
   }
 

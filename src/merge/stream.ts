@@ -12,7 +12,7 @@ import { closeSync, copyFileSync, existsSync, openSync, readdirSync, readFileSyn
 import { dirname, join, resolve } from 'node:path';
 import { openCheckpointTensors } from '../io/sharded.js';
 import { dtypeSize, type SafeArray, type SafeDType, type TensorInfo, type TensorSource } from '../io/safetensors.js';
-import { backend, fileMapping, readAhead } from '../engine/index.js';
+import { backend, nativeExtras } from '../engine/index.js';
 import { CastDType } from '../engine/backend/kernels.js';
 import { fromF32, isFloatDType, toF32, type FloatDType, type TypedRange } from './dtype.js';
 import { Prefetcher } from './prefetch.js';
@@ -176,7 +176,7 @@ export function mergeCheckpoints(opts: StreamMergeOptions): MergeReport {
     const reads = order.map((t) => names[t]).map((n) => (isFloatDType(ref.info(n).dtype) ? sources.map((s) => s.info(n)) : [ref.info(n)]));
     const bytesTotal = reads.reduce((a, r) => a + r.reduce((b, i) => b + i.byteLength, 0), 0);
     const large = bytesTotal >= 256_000_000;
-    const kernels = readAhead();
+    const kernels = nativeExtras();
     if ((opts.prefetch ?? large) && kernels) {
       prefetch = new Prefetcher(reads.map((r) => r.map((i) => ({ file: i.file, offset: i.byteOffset, length: i.byteLength }))), 1_000_000_000, kernels);
     }
@@ -272,7 +272,7 @@ class RangeReader {
   private readonly fds = new Map<string, number>();
   private readonly raw: ArrayBuffer[];
   private readonly wide: Float32Array[];
-  private readonly mapper: ReturnType<typeof fileMapping>;
+  private readonly mapper: ReturnType<typeof nativeExtras>;
   /** Per input, its window (reserved at its first range). */
   private readonly windows: (ArrayBuffer | null)[];
   /**
@@ -283,7 +283,7 @@ class RangeReader {
 
   /** `windowBytes`: the most bytes of a tensor each input keeps mapped (rounded down to whole ranges, at least one). */
   constructor(inputs: number, readonly chunkElements: number, map: boolean, private readonly windowBytes: number) {
-    this.mapper = map ? fileMapping() : null;
+    this.mapper = map ? nativeExtras() : null;
     this.raw = Array.from({ length: inputs }, () => new ArrayBuffer(0));
     this.wide = Array.from({ length: inputs }, () => new Float32Array(0));
     this.windows = Array.from({ length: inputs }, () => null);

@@ -34,20 +34,11 @@ export function backend(): Kernels {
   return (current = n);
 }
 
-/** File mapping (the native addon's reserveWindow / mapWindow / unmap) when the current backend is native, else null. */
-export function fileMapping(): Pick<NativeKernels, 'reserveWindow' | 'mapWindow' | 'unmap'> | null {
-  const b = backend();
-  return b.name === 'native' ? (b as NativeKernels) : null;
-}
-
-/** The native addon's read-ahead thread (readAheadStart / readAheadAt / readAheadStop) when the current backend is native, else null. */
-export function readAhead(): Pick<NativeKernels, 'readAheadStart' | 'readAheadAt' | 'readAheadStop'> | null {
-  const b = backend();
-  return b.name === 'native' ? (b as NativeKernels) : null;
-}
-
-/** The native addon's preallocation thread (preallocateStart / preallocateStop) when the current backend is native, else null. */
-export function preallocation(): Pick<NativeKernels, 'preallocateStart' | 'preallocateStop'> | null {
+/**
+ * The native addon's calls outside the kernel contract — file mappings, the read-ahead and preallocation threads — when
+ * the current backend is native, else null.
+ */
+export function nativeExtras(): NativeKernels | null {
   const b = backend();
   return b.name === 'native' ? (b as NativeKernels) : null;
 }
